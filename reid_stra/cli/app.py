@@ -1,0 +1,104 @@
+"""Entry point of the ``reid-stra`` command.
+
+Each sub-command lives in its own ``cmd_*.py`` module exposing ``register(app)``. Errors the
+user can fix (:class:`ReidError`) print one line and exit 2; an unexpected exception prints one
+line too unless ``--debug`` is given, which shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+import typer
+
+from reid_stra._version import __version__
+from reid_stra.cli import (
+    cmd_data,
+    cmd_demo,
+    cmd_evaluate,
+    cmd_explain,
+    cmd_extract,
+    cmd_index,
+    cmd_models,
+    cmd_search,
+    cmd_train,
+)
+from reid_stra.cli.output import err_console
+from reid_stra.errors import ReidError
+
+app = typer.Typer(
+    name="reid-stra",
+    help="Person re-identification with Structure-Regularized Attention (StRA).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"reid-stra {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """Train, evaluate, extract and search person re-ID models."""
+
+
+for _module in (
+    cmd_demo,
+    cmd_data,
+    cmd_models,
+    cmd_train,
+    cmd_evaluate,
+    cmd_extract,
+    cmd_search,
+    cmd_index,
+    cmd_explain,
+):
+    _module.register(app)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` and return the exit code (used by tests and :func:`main`)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("REID_STRA_DEBUG", "") not in ("", "0")
+    try:
+        # Standalone mode: typer prints usage errors itself and exits via SystemExit.
+        app(args=args, prog_name="reid-stra", standalone_mode=True)
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except ReidError as exc:
+        if debug:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return ReidError.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        err_console.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {message} "
+            "(rerun with --debug for details)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+
+
+def main() -> None:
+    sys.exit(run())

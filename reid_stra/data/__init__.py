@@ -1,0 +1,1 @@
+"""Datasets, image reading, transforms and samplers."""

@@ -1,0 +1,1 @@
+"""Reusable network layers (StRA attention lives here)."""

@@ -1,0 +1,50 @@
+"""Shared test fixtures: CLI runner, the ../shared reference folder, small synthetic data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("REID_STRA_NO_PROGRESS", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _limit_threads() -> None:
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only reference folder; tests needing it skip where it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present (only CI and developer machines have it)")
+    return SHARED
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``reid-stra ARGS...`` in-process and return exit code, stdout and stderr."""
+    from reid_stra.cli.app import run
+
+    def invoke(*args: str | os.PathLike) -> CliResult:
+        capsys.readouterr()
+        code = run([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
