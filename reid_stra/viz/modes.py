@@ -1,0 +1,70 @@
+"""Draw StRA mode pooling weights as heat maps over person crops (`reid-stra explain`).
+
+Each Mode Attention block pools its G modes with softmax weights P over the positions (spec
+§3, step 1). The paper's claim is that modes settle on distinct body parts without supervision;
+this picture lets a user check that on their own images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from reid_stra.utils.atomic import atomic_write_with
+from reid_stra.viz.colormap import apply_colormap
+
+_LABEL_HEIGHT = 14
+_GAP = 4
+
+
+def normalize_map(weights: np.ndarray) -> np.ndarray:
+    """Scale one mode's pooling weights to [0, 1] for display (per map: shapes, not magnitudes)."""
+    low, high = float(weights.min()), float(weights.max())
+    return np.zeros_like(weights) if high - low < 1e-12 else (weights - low) / (high - low)
+
+
+def overlay(crop: Image.Image, weights: np.ndarray, alpha: float = 0.55) -> Image.Image:
+    """Blend a heat map of ``weights`` (h x w) over ``crop``, upsampled to the crop's size."""
+    heat = Image.fromarray(apply_colormap(normalize_map(weights)))
+    heat = heat.resize(crop.size, Image.Resampling.BILINEAR)
+    return Image.blend(crop.convert("RGB"), heat, alpha)
+
+
+def draw_mode_maps(
+    crops: Sequence[Image.Image],
+    maps: Mapping[str, np.ndarray],
+    out: str | os.PathLike,
+    *,
+    titles: Sequence[str] | None = None,
+    size: tuple[int, int] = (128, 64),
+) -> None:
+    """Write one row per (image, block): the crop, then one heat-map panel per mode.
+
+    ``maps`` maps a block name (e.g. ``"layer4.0"``) to pooling weights of shape (N, G, h, w).
+    """
+    height, width = size
+    blocks = list(maps)
+    if not blocks:
+        raise ValueError("no mode maps to draw")
+    num_modes = max(m.shape[1] for m in maps.values())
+    panel_w, panel_h = width + _GAP, height + _LABEL_HEIGHT + _GAP
+    canvas = Image.new("RGB", (panel_w * (num_modes + 1) + _GAP, panel_h * len(crops) * len(blocks) + _GAP), "white")
+    draw = ImageDraw.Draw(canvas)
+    row = 0
+    for index, crop in enumerate(crops):
+        crop = crop.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+        for block in blocks:
+            y = _GAP + row * panel_h
+            title = (titles[index] if titles else f"image {index}")[:18]
+            canvas.paste(crop, (_GAP, y + _LABEL_HEIGHT))
+            draw.text((_GAP, y), f"{title}", fill="black")
+            block_maps = maps[block][index]
+            for mode in range(block_maps.shape[0]):
+                x = _GAP + (mode + 1) * panel_w
+                canvas.paste(overlay(crop, block_maps[mode]), (x, y + _LABEL_HEIGHT))
+                draw.text((x, y), f"{block} m{mode}"[:18], fill="black")
+            row += 1
+    atomic_write_with(out, lambda handle: canvas.save(handle, format="PNG"))
