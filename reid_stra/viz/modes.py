@@ -51,7 +51,8 @@ def draw_mode_maps(
         raise ValueError("no mode maps to draw")
     num_modes = max(m.shape[1] for m in maps.values())
     panel_w, panel_h = width + _GAP, height + _LABEL_HEIGHT + _GAP
-    canvas = Image.new("RGB", (panel_w * (num_modes + 1) + _GAP, panel_h * len(crops) * len(blocks) + _GAP), "white")
+    canvas_size = (panel_w * (num_modes + 1) + _GAP, panel_h * len(crops) * len(blocks) + _GAP)
+    canvas = Image.new("RGB", canvas_size, "white")
     draw = ImageDraw.Draw(canvas)
     row = 0
     for index, crop in enumerate(crops):
@@ -68,3 +69,33 @@ def draw_mode_maps(
                 draw.text((x, y), f"{block} m{mode}"[:18], fill="black")
             row += 1
     atomic_write_with(out, lambda handle: canvas.save(handle, format="PNG"))
+
+
+def summarize_modes(maps: Mapping[str, np.ndarray]) -> list[dict]:
+    """Where each mode looks, averaged over images: centre of mass and spread of its pooling weights.
+
+    ``row`` / ``col`` are in [0, 1] (0 = top / left of the crop); ``spread`` is the weights'
+    normalized entropy (1 = uniform over the crop, 0 = a single position). These numbers let a
+    model card say "mode 3 settles on the legs" from data rather than from eyeballing.
+    """
+    summary = []
+    for block, block_maps in maps.items():
+        n, g, h, w = block_maps.shape
+        weights = block_maps.reshape(n, g, h * w).astype(np.float64)
+        weights = weights / np.clip(weights.sum(-1, keepdims=True), 1e-12, None)
+        rows = (np.arange(h) + 0.5) / h
+        cols = (np.arange(w) + 0.5) / w
+        grid_r = np.repeat(rows, w)
+        grid_c = np.tile(cols, h)
+        entropy = -(weights * np.log(np.clip(weights, 1e-12, None))).sum(-1) / np.log(h * w)
+        for mode in range(g):
+            summary.append(
+                {
+                    "block": block,
+                    "mode": mode,
+                    "row": float((weights[:, mode] @ grid_r).mean()),
+                    "col": float((weights[:, mode] @ grid_c).mean()),
+                    "spread": float(entropy[:, mode].mean()),
+                }
+            )
+    return summary
