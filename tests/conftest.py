@@ -48,3 +48,23 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic Market-1501-layout dataset (8 train ids, 6 test ids, 3 cameras).
+
+    Layout: bounding_box_train/ 8 ids x 3 cameras x 2 images = 48; query/ 6 x 3 = 18;
+    bounding_box_test/ 6 x 3 x 1 = 18 + 3 distractors (0000) + 2 junk (-1). Session-scoped and
+    read-only by convention: copy it before modifying.
+    """
+    from reid_stra.data.synthetic import make_synthetic_dataset
+
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("synthetic") / "market",
+        num_train_ids=8,
+        num_test_ids=6,
+        cameras=3,
+        images_per_id_cam=2,
+        seed=0,
+    )

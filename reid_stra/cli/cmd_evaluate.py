@@ -1,9 +1,268 @@
-"""`reid-stra` evaluate command(s)."""
+"""`reid-stra evaluate`: rank-1/5/10, mAP and mINP of a model (or of feature files) on a dataset."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.errors import ReidError
+
+_MODE_TITLES = {
+    "standard": "standard protocol (torchreid / fast-reid)",
+    "market_official": "original Market-1501 protocol (MATLAB, trapezoid AP)",
+}
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's command(s) to the app."""
+    app.command("evaluate")(evaluate)
+
+
+def evaluate(
+    data: str | None = typer.Option(None, "--data", help="Dataset name (see `reid-stra datasets`)."),
+    root: Path | None = typer.Option(None, "--root", help="Folder holding the dataset."),
+    data_opt: list[str] = typer.Option(
+        [], "--data-opt", help="Dataset reader option KEY=VALUE (repeatable)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model name; default: the one named in --weights, or the shipped model."
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="Checkpoint to evaluate; default: the shipped weights of --model."
+    ),
+    query_features: Path | None = typer.Option(
+        None, "--query-features", help="Precomputed query features (.npy + .json sidecar) instead of a model."
+    ),
+    gallery_features: Path | None = typer.Option(
+        None, "--gallery-features", help="Precomputed gallery features (.npy + .json sidecar)."
+    ),
+    metric: str = typer.Option(
+        "euclidean", "--metric", help="Distance: euclidean (squared, as torchreid) or cosine."
+    ),
+    normalize: bool = typer.Option(
+        True, "--normalize/--no-normalize", help="L2-normalize features before computing distances."
+    ),
+    flip: bool = typer.Option(False, "--flip", help="Average each image's features with its mirror's."),
+    rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (Zhong et al. 2017)."),
+    k1: int = typer.Option(20, "--k1", help="Re-ranking: k of the k-reciprocal neighbour sets."),
+    k2: int = typer.Option(6, "--k2", help="Re-ranking: neighbours averaged in the local query expansion."),
+    lambda_value: float = typer.Option(
+        0.3, "--lambda", help="Re-ranking: weight of the original distance (1 - weight of Jaccard)."
+    ),
+    qe: bool = typer.Option(False, "--qe", help="Alpha-weighted query expansion (fast-reid's AQE)."),
+    qe_k: int = typer.Option(10, "--qe-k", help="Query expansion: neighbours averaged (self included)."),
+    qe_alpha: float = typer.Option(
+        3.0, "--qe-alpha", help="Query expansion: similarity exponent (0: average QE)."
+    ),
+    mode: str = typer.Option(
+        "standard", "--mode", help="standard (torchreid/fast-reid) or market_official (MATLAB trapezoid AP)."
+    ),
+    max_rank: int = typer.Option(50, "--max-rank", help="Length of the CMC curve."),
+    cmc_plot: Path | None = typer.Option(None, "--cmc-plot", help="Also save the CMC curve as this PNG."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
+    workers: int = typer.Option(2, "--workers", help="Image decoding worker processes (0: in this process)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Evaluate re-ID accuracy (rank-1/5/10, mAP, mINP) on a dataset's query/gallery split."""
+    from reid_stra.utils.device import resolve_device
+
+    options = {
+        "metric": metric,
+        "normalize": normalize,
+        "rerank": rerank,
+        "k1": k1,
+        "k2": k2,
+        "lambda_value": lambda_value,
+        "qe": qe,
+        "qe_k": qe_k,
+        "qe_alpha": qe_alpha,
+        "max_rank": max_rank,
+        "mode": mode,
+    }
+    _check_options(options)
+    resolved = resolve_device(device)
+    if query_features is not None or gallery_features is not None:
+        if model is not None or weights is not None or flip:
+            used = "--model" if model is not None else "--weights" if weights is not None else "--flip"
+            raise ReidError(
+                f"{used} applies to extracting features; with --query-features/--gallery-features "
+                "the features already exist: drop it, or drop the feature files to extract anew"
+            )
+        result, source = _evaluate_files(
+            query_features, gallery_features, data, root, data_opt, options, resolved
+        )
+    else:
+        result, source = _evaluate_model(
+            data, root, data_opt, model, weights, flip, batch_size, workers, resolved, options
+        )
+    summary = _summary(result, source)
+    if cmc_plot is not None:
+        from reid_stra.viz.cmc import save_cmc_plot
+
+        label = f"{source.get('model') or 'features'} ({mode})"
+        summary["cmc_plot"] = str(save_cmc_plot(result["cmc"], cmc_plot, label))
+    if as_json:
+        emit_json(summary)
+        return
+    _print_summary(summary)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Fail on bad option values before any slow work (loading a model, reading images)."""
+    from reid_stra.metrics.distance import check_metric
+    from reid_stra.metrics.query_expansion import check_qe_params
+    from reid_stra.metrics.rank import MODES
+    from reid_stra.metrics.rerank import check_rerank_params
+
+    check_metric(options["metric"])
+    if options["mode"] not in MODES:
+        from reid_stra.errors import unknown_name_error
+
+        raise unknown_name_error("--mode", options["mode"], MODES)
+    if options["max_rank"] < 1:
+        raise ReidError(f"--max-rank {options['max_rank']}: must be at least 1 (e.g. 50)")
+    if options["rerank"]:
+        check_rerank_params(options["k1"], options["k2"], options["lambda_value"])
+    if options["qe"]:
+        check_qe_params(options["qe_k"], options["qe_alpha"])
+
+
+def _load_split(data: str | None, root: Path | None, data_opt: list[str]):
+    from reid_stra.data.datasets import load_dataset, parse_dataset_options
+
+    if data is None or root is None:
+        missing = "--data" if data is None else "--root"
+        raise ReidError(
+            f"{missing} is missing; evaluation needs --data NAME --root DIR "
+            "(or --query-features/--gallery-features files with ids in their sidecars)"
+        )
+    dataset = load_dataset(data, root, splits=("query", "gallery"), **parse_dataset_options(data, data_opt))
+    if not dataset.query or not dataset.gallery:
+        raise ReidError(f"--root {root}: the {data} query or gallery split is empty; check the folder")
+    return dataset
+
+
+def _evaluate_model(
+    data, root, data_opt, model, weights, flip, batch_size, workers, device, options
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from reid_stra.metrics.evaluation import evaluate_model
+    from reid_stra.models.build import load_model
+
+    if batch_size < 1:
+        raise ReidError(f"--batch-size {batch_size}: must be at least 1")
+    dataset = _load_split(data, root, data_opt)
+    net, model_info = load_model(model, weights, device=str(device))
+    info(
+        f"evaluating {model_info['model']} ({model_info['weights']}) on {dataset.name}: "
+        f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
+    )
+    result = evaluate_model(
+        net, dataset.query, dataset.gallery, device=device, batch_size=batch_size, workers=workers, flip=flip,
+        **options,
+    )  # fmt: skip
+    source = {
+        "data": dataset.name,
+        "root": str(dataset.root),
+        "model": model_info["model"],
+        "weights": model_info["weights"],
+        "weights_sha256": model_info["weights_sha256"],
+        "flip": flip,
+    }
+    return result, source
+
+
+def _evaluate_files(
+    query_file, gallery_file, data, root, data_opt, options, device
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from reid_stra.metrics.evaluation import evaluate_features
+    from reid_stra.retrieval.features import check_compatible, load_features
+
+    if query_file is None or gallery_file is None:
+        missing = "--query-features" if query_file is None else "--gallery-features"
+        raise ReidError(f"{missing} is missing; give both --query-features and --gallery-features")
+    qf, q_meta = load_features(query_file)
+    gf, g_meta = load_features(gallery_file)
+    check_compatible(q_meta, g_meta, str(query_file), str(gallery_file))
+    lookup = _ids_by_path(data, root, data_opt) if data is not None or root is not None else None
+    q_pids, q_camids = _ids_of(q_meta, query_file, lookup)
+    g_pids, g_camids = _ids_of(g_meta, gallery_file, lookup)
+    info(f"evaluating features {query_file} ({len(qf)} query) against {gallery_file} ({len(gf)} gallery)")
+    result = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, device=device, **options)
+    source = {
+        "query_features": str(query_file),
+        "gallery_features": str(gallery_file),
+        "model": q_meta.model,
+        "weights": q_meta.weights,
+        "flip": bool(q_meta.flip),
+    }
+    return result, source
+
+
+def _ids_by_path(data, root, data_opt) -> dict[str, tuple[int, int]]:
+    dataset = _load_split(data, root, data_opt)
+    return {os.path.abspath(s.path): (s.pid, s.camid) for s in [*dataset.query, *dataset.gallery]}
+
+
+def _ids_of(meta, path: Path, lookup: dict[str, tuple[int, int]] | None) -> tuple[list[int], list[int]]:
+    """Person and camera ids of each feature row: from the sidecar, else from the dataset by path."""
+    if meta.pids is not None and meta.camids is not None:
+        return list(meta.pids), list(meta.camids)
+    if lookup is None:
+        raise ReidError(
+            f"{path}: its sidecar has no person/camera ids (file names not Market-style); "
+            "add --data NAME --root DIR to take them from the dataset"
+        )
+    missing = [p for p in meta.paths if os.path.abspath(p) not in lookup]
+    if missing:
+        raise ReidError(
+            f"{path}: {len(missing)} of its images are not in the dataset's query/gallery "
+            f"(e.g. {missing[0]}); extract features from the dataset's own folders"
+        )
+    ids = [lookup[os.path.abspath(p)] for p in meta.paths]
+    return [pid for pid, _ in ids], [camid for _, camid in ids]
+
+
+def _summary(result: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    keys = ("mode", "rank1", "rank5", "rank10", "mAP", "mINP", "num_queries", "num_valid", "num_invalid")
+    summary = {key: result[key] for key in keys}
+    summary["settings"] = {
+        key: result[key]
+        for key in ("metric", "normalize", "rerank", "k1", "k2", "lambda_value", "qe", "qe_k", "qe_alpha")
+        if key in result
+    }
+    summary["source"] = source
+    summary["max_rank"] = result["max_rank"]
+    summary["cmc"] = [float(v) for v in result["cmc"]]
+    return summary
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    rows = [
+        ("rank-1", summary["rank1"]),
+        ("rank-5", summary["rank5"]),
+        ("rank-10", summary["rank10"]),
+        ("mAP", summary["mAP"]),
+        ("mINP", summary["mINP"]),
+        ("valid queries", summary["num_valid"]),
+        ("skipped queries (no positive in another camera)", summary["num_invalid"]),
+    ]
+    print_table(f"evaluation, {_MODE_TITLES[summary['mode']]}", ["metric", "value"], rows)
+    settings = summary["settings"]
+    extras = [settings["metric"] + (" on L2-normalized features" if settings["normalize"] else "")]
+    if summary["source"].get("flip"):
+        extras.append("flip-averaged")
+    if settings["rerank"]:
+        extras.append(f"k-reciprocal re-ranking (k1={settings['k1']}, k2={settings['k2']}, "
+                      f"lambda={settings['lambda_value']})")  # fmt: skip
+    if settings["qe"]:
+        extras.append(f"query expansion (k={settings['qe_k']}, alpha={settings['qe_alpha']})")
+    info("distance: " + ", ".join(extras))
+    if summary["mode"] == "market_official" and summary["num_invalid"]:
+        info("market_official counts skipped queries as 0 in every average, like the MATLAB code")
+    if "cmc_plot" in summary:
+        info(f"CMC curve written to {summary['cmc_plot']}")

@@ -1,9 +1,71 @@
-"""`reid-stra` explain command(s)."""
+"""`reid-stra explain`: heat maps of where each StRA mode looks, over the user's own crops."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from reid_stra.cli.output import emit_json, info, print_table
+
+
+def explain(
+    images: list[Path] = typer.Argument(..., help="Person crops (files or folders) to explain."),
+    out: Path = typer.Option(Path("modes.png"), "-o", "--out", help="PNG to write."),
+    model: str | None = typer.Option(None, "--model", help="StRA model name (default: the checkpoint's)."),
+    weights: Path | None = typer.Option(None, "--weights", help="Checkpoint (default: the shipped model)."),
+    block: str | None = typer.Option(
+        None, "--block", help="Only this StRA block (e.g. layer4.2 or features.17); default: every block."
+    ),
+    max_images: int = typer.Option(8, "--max-images", min=1, help="Draw at most this many images."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary for scripts."),
+) -> None:
+    """Draw each StRA mode's pooling weights as a heat map over person crops, one panel per mode."""
+    from reid_stra.data.images import read_image
+    from reid_stra.errors import ReidError
+    from reid_stra.models import load_model
+    from reid_stra.retrieval.inputs import expand_inputs
+    from reid_stra.viz.modes import compute_mode_maps, draw_mode_maps, summarize_modes
+
+    paths = expand_inputs([str(p) for p in images])[:max_images]
+    net, meta = load_model(model, None if weights is None else str(weights), device=device)
+    crops = [read_image(path) for path in paths]
+    maps = compute_mode_maps(
+        net,
+        crops,
+        input_size=meta["input_size"],
+        mean=meta["mean"],
+        std=meta["std"],
+        device=next(net.parameters()).device,
+    )
+    if block is not None:
+        if block not in maps:
+            raise ReidError(
+                f"--block {block}: not a StRA block of {meta['model']}; choose from {', '.join(maps)}"
+            )
+        maps = {block: maps[block]}
+    draw_mode_maps(crops, maps, out, titles=[Path(p).name for p in paths], size=tuple(meta["input_size"]))
+    summary = summarize_modes(maps)
+    if as_json:
+        emit_json(
+            {
+                "out": str(out),
+                "model": meta["model"],
+                "weights": meta["weights"],
+                "images": paths,
+                "modes": summary,
+            }
+        )
+        return
+    print_table(
+        f"StRA modes of {meta['model']} (row/col: centre of attention, 0 = top/left; spread: 1 = uniform)",
+        ["block", "mode", "row", "col", "spread"],
+        [(m["block"], m["mode"], m["row"], m["col"], m["spread"]) for m in summary],
+    )
+    info(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to the app."""
+    """Add `explain` to the app."""
+    app.command("explain")(explain)

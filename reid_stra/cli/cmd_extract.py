@@ -1,9 +1,104 @@
-"""`reid-stra` extract command(s)."""
+"""`reid-stra extract`: embed images into a feature file (feats.npy + feats.json sidecar)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from reid_stra.cli.output import emit_json, info, print_table
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's command(s) to the app."""
+    app.command("extract")(extract)
+
+
+def extract(
+    inputs: list[str] = typer.Argument(
+        ...,
+        metavar="INPUT...",
+        help="Images, folders (searched recursively), globs ('crops/**/*.jpg') or text files listing "
+        "one path per line (relative to the list file).",
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Feature file to write (.npy; the sidecar is .json)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model name; default: the one named in --weights, or the shipped default."
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="Checkpoint to load; default: the shipped weights of the model."
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
+    workers: int = typer.Option(
+        2, "--workers", help="Processes decoding images in parallel (0: in this process)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    flip: bool = typer.Option(False, "--flip", help="Average each image's features with its mirror image's."),
+    normalize: bool = typer.Option(
+        True, "--normalize/--no-normalize", help="L2-normalize each feature row (the evaluation protocol)."
+    ),
+    height: int | None = typer.Option(None, "--height", help="Input height in pixels; default: the model's."),
+    width: int | None = typer.Option(None, "--width", help="Input width in pixels; default: the model's."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Finish an interrupted extraction into the same file, reusing finished chunks.",
+    ),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Leave unreadable images out (listed in the sidecar) instead of failing."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Extract L2-normalized features of person crops into OUTPUT (.npy) plus a .json sidecar."""
+    from reid_stra.models import load_model
+    from reid_stra.retrieval.extract_file import extract_to_file
+    from reid_stra.retrieval.features import features_path, sidecar_path
+    from reid_stra.retrieval.inputs import expand_inputs
+
+    output = features_path(output)
+    paths = expand_inputs(inputs)
+    net, model_info = load_model(model, weights, device=device)
+    default_h, default_w = model_info["input_size"]
+    summary = extract_to_file(
+        net,
+        model_info,
+        paths,
+        output,
+        resume=resume,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        input_size=(height or default_h, width or default_w),
+        flip=flip,
+        normalize=normalize,
+        skip_bad=skip_bad,
+        notify=info,
+    )
+    meta = summary.meta
+    rate = summary.extracted / summary.seconds if summary.seconds > 0 else 0.0
+    result = {
+        "features": str(output),
+        "sidecar": str(sidecar_path(output)),
+        "images": meta.count,
+        "dim": meta.embedding_dim,
+        "model": meta.model,
+        "weights": meta.weights,
+        "input_size": meta.input_size,
+        "normalized": meta.normalized,
+        "flip": meta.flip,
+        "ids_parsed": meta.pids is not None,
+        "extracted": summary.extracted,
+        "reused": summary.reused,
+        "seconds": round(summary.seconds, 3),
+        "images_per_second": round(rate, 2),
+        "skipped": meta.skipped,
+    }
+    if as_json:
+        emit_json(result)
+        return
+    rows = [(key, value) for key, value in result.items() if key != "skipped"]
+    print_table(f"features of {meta.count} images", ["", "value"], rows)
+    for item in meta.skipped:
+        info(f"[yellow]skipped:[/] {item['reason']}")

@@ -1,9 +1,177 @@
-"""`reid-stra` search command(s)."""
+"""`reid-stra search`: top-k gallery matches of query images, as a table, JSON, CSV or picture."""
 
 from __future__ import annotations
 
+import csv
+import io
+import sys
+from pathlib import Path
+
 import typer
+
+from reid_stra.cli.output import emit_json, info, print_table
+
+# A ranked-list picture with more rows than this is unreadable (and huge); the rest are listed only.
+MAX_PICTURE_ROWS = 100
+CSV_COLUMNS = [
+    "query",
+    "query_id",
+    "query_camera",
+    "rank",
+    "distance",
+    "gallery_index",
+    "path",
+    "id",
+    "camera",
+]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's command(s) to the app."""
+    app.command("search")(search)
+
+
+def search(
+    queries: list[str] | None = typer.Argument(
+        None, metavar="QUERY...", help="Query images, folders, globs or text files of paths."
+    ),
+    gallery: Path = typer.Option(
+        ..., "--gallery", help="Gallery feature file from `reid-stra extract` (.npy)."
+    ),
+    top_k: int = typer.Option(10, "--top-k", help="Matches per query (clamped to the gallery size)."),
+    index: str = typer.Option(
+        "auto",
+        "--index",
+        help="auto (the saved index if current, else exact), flat (exact), ivf, hnsw or ivfpq "
+        "(built and saved beside the gallery if missing).",
+    ),
+    nprobe: int | None = typer.Option(
+        None, "--nprobe", help="IVF cells visited per query (more: slower, better)."
+    ),
+    ef_search: int | None = typer.Option(
+        None, "--ef-search", help="HNSW search breadth (more: slower, better)."
+    ),
+    query_features: Path | None = typer.Option(
+        None, "--query-features", help="Use this feature file (.npy) as the queries instead of images."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model for the query images; default (and required): the gallery's."
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="Checkpoint for the query images; default: the gallery's (must be the same)."
+    ),
+    show: Path | None = typer.Option(None, "--show", help="Draw the ranked lists into this PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    csv_out: str | None = typer.Option(
+        None, "--csv", help="Write the results as CSV to this file ('-': stdout)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Query images per forward pass."),
+    workers: int = typer.Option(2, "--workers", help="Processes decoding query images (0: in this process)."),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Leave unreadable query images out instead of failing."
+    ),
+) -> None:
+    """Find the closest gallery images for each query (rank, distance, path, id, camera)."""
+    from reid_stra.errors import ReidError
+    from reid_stra.retrieval.features import load_features
+    from reid_stra.retrieval.search import extract_query_features, search_gallery
+
+    if bool(queries) == (query_features is not None):
+        raise ReidError("QUERY...: give query images or --query-features FILE (exactly one of them)")
+    if as_json and csv_out == "-":
+        raise ReidError("--json and --csv - both write to stdout; choose one (or --csv FILE)")
+    gallery_features, gallery_meta = load_features(gallery)
+    if query_features is not None:
+        if model is not None or weights is not None:
+            raise ReidError(
+                "--model/--weights apply to query images; --query-features already holds features"
+            )
+        feats, query_meta = load_features(query_features)
+        query_name = str(query_features)
+    else:
+        feats, query_meta = extract_query_features(
+            queries or [],
+            gallery_meta,
+            model=model,
+            weights=weights,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            skip_bad=skip_bad,
+        )
+        query_name = "the query images"
+        for item in query_meta.skipped:
+            info(f"[yellow]skipped:[/] {item['reason']}")
+    results = search_gallery(
+        feats,
+        query_meta,
+        gallery,
+        top_k=top_k,
+        index=index,
+        gallery=(gallery_features, gallery_meta),
+        nprobe=nprobe,
+        ef_search=ef_search,
+        query_name=query_name,
+        notify=info,
+    )
+    if show is not None:
+        _draw(results, show)
+    if csv_out is not None:
+        _write_csv(results, csv_out)
+    if as_json:
+        emit_json({"gallery": str(gallery), "top_k": top_k, "results": [r.to_dict() for r in results]})
+    elif csv_out != "-":
+        for result in results:
+            title = f"query {_shown(result.query)}" + _id_text(result.pid, result.camid)
+            rows = [(m.rank, m.distance, _shown(m.path), m.pid, m.camid) for m in result.matches]
+            print_table(title, ["rank", "distance", "path", "id", "camera"], rows)
+
+
+def _shown(path: str) -> str:
+    """A printable form of a path whose name may not be valid UTF-8."""
+    return path.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def _id_text(pid: int | None, camid: int | None) -> str:
+    return "" if pid is None else f" (id {pid}, camera {camid})"
+
+
+def _write_csv(results: list, target: str) -> None:
+    from reid_stra.utils.atomic import atomic_write_with
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        for m in r.matches:
+            writer.writerow(
+                [r.query, r.pid, r.camid, m.rank, f"{m.distance:.6f}", m.index, m.path, m.pid, m.camid]
+            )
+    # surrogateescape: file names that are not valid UTF-8 come back out as their original bytes.
+    data = buffer.getvalue().encode("utf-8", errors="surrogateescape")
+    if target == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        atomic_write_with(target, lambda handle: handle.write(data))
+        info(f"wrote {target}")
+
+
+def _draw(results: list, out: Path) -> None:
+    from reid_stra.viz.ranklist import save_ranklist
+
+    drawn = results[:MAX_PICTURE_ROWS]
+    if len(results) > len(drawn):
+        info(f"--show: drawing the first {len(drawn)} of {len(results)} queries")
+    save_ranklist(
+        [r.query for r in drawn],
+        [[m.path for m in r.matches] for r in drawn],
+        out,
+        query_pids=[r.pid for r in drawn],
+        match_pids=[[m.pid for m in r.matches] for r in drawn],
+        distances=[[m.distance for m in r.matches] for r in drawn],
+        top_k=max((len(r.matches) for r in drawn), default=1),
+    )
+    info(f"wrote {out}")

@@ -1,9 +1,222 @@
-"""`reid-stra` train command(s)."""
+"""`reid-stra train`: train a re-ID model with a named recipe, on one CPU or many GPUs.
+
+Options left out keep the value of the recipe or the ``--config`` file (or, with ``--resume``,
+of the run being continued); options given always win. Multi-GPU: the same command under
+``torchrun --standalone --nproc_per_node N --no-python reid-stra train ...``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from reid_stra.cli.output import emit_json, info, print_table
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's command(s) to the app."""
+    app.command("train")(train)
+
+
+_FROM_RECIPE = "default: from the recipe / --config file"
+
+
+def train(
+    data: str | None = typer.Option(None, "--data", help=f"Dataset name, e.g. market1501 ({_FROM_RECIPE})."),
+    root: Path | None = typer.Option(None, "--root", help="Folder holding the dataset."),
+    data_opt: list[str] = typer.Option(
+        [], "--data-opt", help="Dataset reader option KEY=VALUE (repeatable), e.g. variant=detected."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model name, see `reid-stra models` (default: stra_resnet50)."
+    ),
+    recipe: str | None = typer.Option(
+        None, "--recipe", help="Training recipe: paper (spec section 6) or strong (BNNeck, CE-LS + triplet)."
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="YAML/TOML file of config keys (e.g. a run's config.yaml); options override it.",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Output folder for config, metrics log and checkpoints (default: runs/MODEL_DATA).",
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help=f"Epochs to train ({_FROM_RECIPE})."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help=f"Images per step over all processes ({_FROM_RECIPE})."
+    ),
+    lr: float | None = typer.Option(None, "--lr", help=f"Base learning rate ({_FROM_RECIPE})."),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="adam, adamw or sgd."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="step, multistep, cosine or constant."),
+    warmup_epochs: int | None = typer.Option(
+        None, "--warmup-epochs", help="Epochs of linear learning-rate warm-up."
+    ),
+    fixbase_epochs: int | None = typer.Option(
+        None, "--fixbase-epochs", help="First epochs that train only the new layers (paper: 8)."
+    ),
+    height: int | None = typer.Option(None, "--height", help="Input height in pixels (default: 256)."),
+    width: int | None = typer.Option(None, "--width", help="Input width in pixels (default: 128)."),
+    sampler: str | None = typer.Option(
+        None, "--sampler", help="random (shuffled batches) or identity (P identities x K images)."
+    ),
+    num_instances: int | None = typer.Option(
+        None, "--num-instances", help="K, images per identity in a batch of the identity sampler."
+    ),
+    neck: str | None = typer.Option(None, "--neck", help="Model head: fc, bnneck or none (model default)."),
+    pretrained: str | None = typer.Option(
+        None,
+        "--pretrained",
+        help="Backbone init: imagenet (downloads torchvision weights), a weights FILE, or none.",
+    ),
+    weights: Path | None = typer.Option(
+        None,
+        "--weights",
+        help="Initialize the whole model from this checkpoint (a classifier of another size is skipped).",
+    ),
+    diversity_weight: float | None = typer.Option(
+        None, "--diversity-weight", help="Weight of the StRA diversity loss; 0 disables it (default: 0.1)."
+    ),
+    eval_every: int | None = typer.Option(
+        None,
+        "--eval-every",
+        help="Validate on query/gallery every N epochs and after the last; 0 never (default: 10).",
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default: auto)."),
+    workers: int | None = typer.Option(None, "--workers", help="Data-loading processes (default: 4)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed; same seed, same run (default: 1)."),
+    amp: bool | None = typer.Option(
+        None, "--amp/--no-amp", help="Mixed precision on CUDA (default: on; ignored on CPU)."
+    ),
+    set_values: list[str] = typer.Option(
+        [], "--set", help="Any config key as KEY=VALUE (repeatable), e.g. --set triplet_soft=true."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last complete checkpoint (fresh if none)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the dataset summary and resolved config, then exit."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the final result as JSON."),
+) -> None:
+    """Train a re-ID model; writes config.yaml, metrics.jsonl and checkpoints to --out."""
+    from reid_stra.engine.trainer import plan_run
+    from reid_stra.engine.trainer import train as run_training
+
+    options = {
+        "data": data,
+        # Absolute, so that `--resume` works from any folder.
+        "root": str(root.resolve()) if root is not None else None,
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "warmup_epochs": warmup_epochs,
+        "fixbase_epochs": fixbase_epochs,
+        "height": height,
+        "width": width,
+        "sampler": sampler,
+        "num_instances": num_instances,
+        "neck": neck,
+        "pretrained": pretrained,
+        "weights": str(weights.resolve()) if weights is not None else None,
+        "diversity_weight": diversity_weight,
+        "eval_every": eval_every,
+        "device": device,
+        "workers": workers,
+        "seed": seed,
+        "amp": amp,
+    }
+    overrides: dict[str, Any] = _parse_set(set_values)
+    overrides.update({key: value for key, value in options.items() if value is not None})
+    if data_opt:
+        from reid_stra.data.datasets import parse_dataset_options
+
+        overrides["data_options"] = parse_dataset_options(overrides.get("data", "market1501"), data_opt)
+    out_dir = out or _default_out(recipe, config, overrides)
+    plan = plan_run(
+        out_dir, recipe=recipe, config_file=config, overrides=overrides, resume=resume, overwrite=overwrite
+    )
+    if dry_run:
+        _dry_run(plan, as_json)
+        return
+    try:
+        summary = run_training(plan, notice=info)
+    except KeyboardInterrupt:
+        info(f"interrupted; continue with: reid-stra train --out {out_dir} --resume")
+        raise
+    if summary["rank"] != 0:
+        return  # under torchrun, rank 0 reports for all processes
+    if as_json:
+        emit_json(summary)
+        return
+    final = summary["final"]
+    rows = [(key, value) for key, value in final.items() if isinstance(value, (int, float))]
+    print_table(f"epoch {summary['epochs_done']}/{summary['epochs']}", ["metric", "value"], rows)
+    if summary["best_mAP"] is not None:
+        info(f"best validation mAP {summary['best_mAP']:.4f} at epoch {summary['best_epoch']}")
+    info(
+        f"outputs in {summary['out']}: config.yaml, metrics.jsonl, last.pth"
+        + (", best.pth" if summary["best_checkpoint"] else "")
+        + (", model_final.pth" if summary["model_final"] else "")
+    )
+
+
+def _parse_set(pairs: list[str]) -> dict[str, Any]:
+    """``--set key=value``: values are read as YAML scalars (true, 3, 1e-4, [40, 70])."""
+    import yaml
+
+    from reid_stra.errors import ReidError
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ReidError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set triplet_soft=true")
+        try:
+            values[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ReidError(f"--set {pair!r}: the value is not a valid YAML scalar or list") from None
+    return values
+
+
+def _default_out(recipe: str | None, config: Path | None, overrides: dict[str, Any]) -> Path:
+    """``runs/<model>_<data>``, naming what the resolved config will train."""
+    from reid_stra.engine.config import resolve_config
+
+    resolved = resolve_config(recipe, config, overrides)
+    return Path("runs") / f"{resolved.model}_{resolved.data}"
+
+
+def _dry_run(plan: Any, as_json: bool) -> None:
+    from reid_stra.data.datasets import load_dataset
+    from reid_stra.models.registry import get_entry
+
+    config = plan.config
+    get_entry(config.model)  # an unknown model name fails here, with a suggestion
+    dataset = load_dataset(config.data, config.root, **config.data_options)
+    if as_json:
+        emit_json(
+            {
+                "out": str(plan.out_dir),
+                "recipe": plan.recipe,
+                "resume_from": str(plan.resume_path) if plan.resume_path else None,
+                "data": {"name": dataset.name, "root": str(dataset.root), "splits": dataset.summary()},
+                "config": config.to_dict(),
+            }
+        )
+        return
+    columns = ["split", "ids", "images", "cameras", "distractors"]
+    print_table(
+        f"{dataset.name} in {dataset.root}", columns, [[r[c] for c in columns] for r in dataset.summary()]
+    )
+    print_table(f"resolved config (recipe {plan.recipe})", ["key", "value"], list(config.to_dict().items()))
+    for note in plan.notes:
+        info(note)
+    info(f"dry run: nothing written; the run would write to {plan.out_dir}")

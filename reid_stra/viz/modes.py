@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 from reid_stra.utils.atomic import atomic_write_with
@@ -99,3 +100,29 @@ def summarize_modes(maps: Mapping[str, np.ndarray]) -> list[dict]:
                 }
             )
     return summary
+
+
+def compute_mode_maps(
+    model: torch.nn.Module,
+    crops: Sequence[Image.Image],
+    *,
+    input_size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str = "cpu",
+) -> dict[str, np.ndarray]:
+    """Run ``model`` on ``crops`` and return each StRA block's pooling weights, (N, G, h, w) per block."""
+    from reid_stra.data.transforms import build_eval_transform
+    from reid_stra.errors import ReidError
+    from reid_stra.models import capture_mode_maps, mode_blocks
+
+    if not mode_blocks(model):
+        raise ReidError(
+            "this model has no StRA Mode Attention blocks; pick a stra_* model (see `reid-stra models`)"
+        )
+    transform = build_eval_transform(input_size, mean, std)
+    batch = torch.stack([transform(crop) for crop in crops]).to(device)
+    model.eval()
+    with torch.inference_mode(), capture_mode_maps(model) as maps:
+        model(batch)
+    return {name: weights.float().cpu().numpy() for name, weights in maps.by_block().items()}

@@ -1,0 +1,319 @@
+"""Training configuration: one typed dataclass, two named recipes, YAML/TOML override files.
+
+Precedence, lowest first: the dataclass defaults, the recipe (``paper`` or ``strong``), the
+``--config`` file, then command-line options. Every run saves the resolved configuration as
+``config.yaml`` in its output folder; that file is itself a valid ``--config`` file, so any run
+can be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reid_stra.errors import ReidError, suggest, unknown_name_error
+from reid_stra.utils.atomic import atomic_write_text
+
+SAMPLERS = ("random", "identity")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run. Field names are the config-file keys; ``--x-y`` sets ``x_y``."""
+
+    # Data
+    data: str = "market1501"
+    root: str = ""
+    data_options: dict[str, Any] = field(default_factory=dict)  # reader options (--data-opt)
+    height: int = 256
+    width: int = 128
+    sampler: str = "random"  # "random": shuffled batches; "identity": P identities x K images
+    batch_size: int = 32
+    num_instances: int = 4  # K of the P x K identity sampler
+    workers: int = 4
+    flip: bool = True
+    random_crop: bool = True
+    random_erasing: float = 0.5  # probability; 0 disables
+    color_jitter: bool = False
+    # Model
+    model: str = "stra_resnet50"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    neck: str | None = None  # "bnneck" for the strong baseline's head
+    pretrained: str = "imagenet"  # "imagenet", "none" or a weights file
+    weights: str | None = None  # initialize from this checkpoint (any format load_weights reads)
+    # Losses
+    ce_weight: float = 1.0
+    label_smoothing: float = 0.1
+    triplet_weight: float = 0.0
+    triplet_margin: float = 0.3
+    triplet_soft: bool = False
+    center_weight: float = 0.0
+    diversity_weight: float = 0.1
+    # Optimization
+    optimizer: str = "adam"
+    lr: float = 3e-4
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = False
+    scheduler: str = "step"
+    step_size: int = 20
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    warmup_factor: float = 0.01
+    min_lr_factor: float = 0.0
+    epochs: int = 100
+    fixbase_epochs: int = 0
+    # Run
+    eval_every: int = 10  # validate every N epochs and after the last one; 0 never
+    eval_batch_size: int = 64
+    seed: int = 1
+    device: str = "auto"
+    amp: bool = True  # mixed precision, used on CUDA only
+    log_indices: bool = False  # debug: record each rank's sample indices per epoch (tests of DDP)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> TrainConfig:
+        """Check values a run cannot start with; return self so calls chain."""
+        from reid_stra.engine.optim import OPTIMIZERS, SCHEDULES
+
+        positive = ("height", "width", "batch_size", "epochs", "eval_batch_size", "num_instances")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ReidError(f"{option_name(key)} {getattr(self, key)}: must be >= 1")
+        for key in ("workers", "warmup_epochs", "fixbase_epochs", "eval_every", "step_size"):
+            if getattr(self, key) < 0:
+                raise ReidError(f"{option_name(key)} {getattr(self, key)}: must be >= 0")
+        if not self.root:
+            raise ReidError(
+                "--root: no dataset folder given; pass --root DIR (or root: in the --config file)"
+            )
+        if self.sampler not in SAMPLERS:
+            raise unknown_name_error("sampler", self.sampler, SAMPLERS)
+        if self.optimizer.lower() not in OPTIMIZERS:
+            raise unknown_name_error("optimizer", self.optimizer, OPTIMIZERS)
+        if self.scheduler not in SCHEDULES:
+            raise unknown_name_error("scheduler", self.scheduler, SCHEDULES)
+        if self.sampler == "identity" and self.batch_size % self.num_instances:
+            raise ReidError(
+                f"--batch-size {self.batch_size}: must be a multiple of --num-instances {self.num_instances} "
+                "for the identity (P x K) sampler"
+            )
+        if self.triplet_weight > 0 and self.sampler != "identity":
+            raise ReidError(
+                "triplet loss needs several images per identity in a batch; set sampler: identity "
+                "(or use --recipe strong)"
+            )
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ReidError(f"random_erasing {self.random_erasing}: a probability in [0, 1]")
+        if self.fixbase_epochs > self.epochs:
+            raise ReidError(f"--fixbase-epochs {self.fixbase_epochs}: more than --epochs {self.epochs}")
+        for key in ("ce_weight", "triplet_weight", "center_weight", "diversity_weight", "weight_decay"):
+            if getattr(self, key) < 0:
+                raise ReidError(f"{option_name(key)} {getattr(self, key)}: must be >= 0")
+        return self
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # Spec section 6: the StRA paper's Market-1501 recipe (torchreid's softmax engine).
+    "paper": {
+        "height": 256,
+        "width": 128,
+        "sampler": "random",
+        "batch_size": 32,
+        "flip": True,
+        "random_crop": True,
+        "random_erasing": 0.5,
+        "pretrained": "imagenet",
+        "ce_weight": 1.0,
+        "label_smoothing": 0.1,
+        "triplet_weight": 0.0,
+        "center_weight": 0.0,
+        "optimizer": "adam",
+        "lr": 3e-4,
+        "weight_decay": 5e-4,
+        "scheduler": "step",
+        "step_size": 20,
+        "gamma": 0.1,
+        "warmup_epochs": 0,
+        "epochs": 100,
+        "fixbase_epochs": 8,
+    },
+    # "Bag of tricks" strong baseline (Luo et al. 2019): BNNeck, CE-LS + triplet, P x K = 16 x 4,
+    # linear warm-up, random erasing, multistep decay.
+    "strong": {
+        "height": 256,
+        "width": 128,
+        "sampler": "identity",
+        "batch_size": 64,
+        "num_instances": 4,
+        "flip": True,
+        "random_crop": True,
+        "random_erasing": 0.5,
+        "neck": "bnneck",
+        "pretrained": "imagenet",
+        "ce_weight": 1.0,
+        "label_smoothing": 0.1,
+        "triplet_weight": 1.0,
+        "triplet_margin": 0.3,
+        "triplet_soft": False,
+        "center_weight": 0.0,
+        "optimizer": "adam",
+        "lr": 3.5e-4,
+        "weight_decay": 5e-4,
+        "scheduler": "multistep",
+        "milestones": [40, 70],
+        "gamma": 0.1,
+        "warmup_epochs": 10,
+        "warmup_factor": 0.01,
+        "epochs": 120,
+        "fixbase_epochs": 0,
+    },
+}
+DEFAULT_RECIPE = "paper"
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_TYPES = typing.get_type_hints(TrainConfig)
+
+
+def option_name(key: str) -> str:
+    """The command-line spelling of a config key (``batch_size`` -> ``--batch-size``)."""
+    return "--" + key.replace("_", "-")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a flat YAML (.yaml/.yml/.json) or TOML (.toml) mapping of config keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReidError(f"--config {path}: file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except ImportError:
+        raise ReidError(f"--config {path}: TOML needs Python 3.11+; write the file as YAML instead") from None
+    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
+        message = " ".join(str(exc).split())
+        raise ReidError(
+            f"--config {path}: not valid {path.suffix.lstrip('.') or 'YAML'} ({message})"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ReidError(f"--config {path}: expected a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+def check_overrides(overrides: dict[str, Any], source: str) -> dict[str, Any]:
+    """Reject unknown keys (with a suggestion) and values of the wrong type; return cleaned values."""
+    cleaned: dict[str, Any] = {}
+    for key, value in overrides.items():
+        key = str(key).replace("-", "_")
+        if key not in FIELDS:
+            raise ReidError(f"{source}: unknown option '{key}'{suggest(key, FIELDS)}")
+        cleaned[key] = _coerce(key, value, source)
+    return cleaned
+
+
+def resolve_config(
+    recipe: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Defaults < recipe < config file < overrides (command-line options that were given)."""
+    return resolve_config_and_recipe(recipe, config_file, overrides)[0]
+
+
+def resolve_config_and_recipe(
+    recipe: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[TrainConfig, str]:
+    """:func:`resolve_config`, plus the recipe it used (``--recipe``, else the file's, else the default)."""
+    file_values = dict(load_config_file(config_file)) if config_file else {}
+    file_recipe = file_values.pop("recipe", None)
+    name = recipe or file_recipe or DEFAULT_RECIPE
+    if name not in RECIPES:
+        raise unknown_name_error("recipe", str(name), RECIPES)
+    values: dict[str, Any] = dict(RECIPES[name])
+    values.update(check_overrides(file_values, f"--config {config_file}"))
+    values.update(check_overrides(overrides or {}, "option"))
+    return TrainConfig(**values), name
+
+
+def save_config(config: TrainConfig, path: str | Path, recipe: str | None = None) -> None:
+    """Write the resolved config as YAML (a file ``--config`` accepts), atomically.
+
+    Every key is written, so the recipe line only records where the values came from.
+    """
+    import yaml
+
+    header = "# Resolved reid-stra training config; rerun with: reid-stra train --config this-file\n"
+    values = ({"recipe": recipe} if recipe else {}) | config.to_dict()
+    text = yaml.safe_dump(values, sort_keys=False, default_flow_style=None)
+    atomic_write_text(path, header + text)
+
+
+def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
+    """Rebuild a config saved in a checkpoint; keys added in later versions keep their defaults."""
+    return TrainConfig(**check_overrides(values, source))
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    expected = _TYPES[key]
+    args = typing.get_args(expected)
+    optional = type(None) in args
+    if value is None and optional:
+        return None
+    base = next((a for a in args if a is not type(None)), expected) if optional else expected
+    base_origin = typing.get_origin(base) or base
+    bad = ReidError(f"{source}: '{key}' must be {_type_name(base)}, got {json.dumps(value, default=str)}")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads "3e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if base is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    if base_origin is list:
+        if isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return list(value)
+        raise bad
+    if base_origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        raise bad
+    return value  # pragma: no cover - every field type is handled above
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return "a list of integers"
+    if origin is dict:
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))

@@ -1,0 +1,80 @@
+"""Multi-process training through PyTorch's own engine (``torchrun`` + DDP).
+
+``torchrun --nproc_per_node N reid-stra train ...`` runs the same command N times with
+``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set; :func:`init_distributed` reads them and joins the
+process group (NCCL on CUDA, gloo on CPU). Without those variables everything here is a no-op,
+so single-process code and multi-process code are the same code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from reid_stra.errors import ReidError
+from reid_stra.utils.device import resolve_device
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: its rank among ``world_size`` and the device it trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes files and prints, so outputs are never written twice."""
+        return self.rank == 0
+
+
+def init_distributed(device: str = "auto") -> DistContext:
+    """Join the torchrun process group when launched by torchrun; pick this process's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    resolved = resolve_device(device)
+    if world_size <= 1:
+        return DistContext(device=resolved)
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if resolved.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise ReidError(
+                f"LOCAL_RANK {local_rank}: only {torch.cuda.device_count()} GPUs here; "
+                "lower torchrun's --nproc_per_node"
+            )
+        resolved = torch.device("cuda", local_rank)
+        torch.cuda.set_device(resolved)
+    if not dist.is_initialized():
+        backend = "nccl" if resolved.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=resolved)
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def all_reduce_sums(ctx: DistContext, values: dict[str, float]) -> dict[str, float]:
+    """Sum each value over all processes (per-epoch loss and accuracy totals)."""
+    if not ctx.enabled or not values:
+        return dict(values)
+    keys = sorted(values)
+    backend_device = ctx.device if dist.get_backend() == "nccl" else torch.device("cpu")
+    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=backend_device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return dict(zip(keys, tensor.tolist(), strict=True))

@@ -1,0 +1,736 @@
+"""The training loop: one run from a :class:`TrainConfig` into an output folder.
+
+What a run guarantees:
+
+* the output folder holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON
+  line per epoch), ``last.pth``/``prev.pth`` (resumable, written atomically), ``best.pth`` (best
+  validation mAP) and ``model_final.pth`` (exported weights);
+* ``resume=True`` continues exactly where the last complete checkpoint stopped: same weights,
+  optimizer, schedule, sampler order and random streams, so an interrupted run ends with the
+  same weights as an uninterrupted one (bit for bit on CPU);
+* under ``torchrun`` every process runs this same code on its share of each epoch's batches
+  (DDP); only rank 0 writes files and prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reid_stra.engine import checkpoint as ckpt
+from reid_stra.engine.config import (
+    TrainConfig,
+    config_from_dict,
+    load_config_file,
+    resolve_config_and_recipe,
+    save_config,
+)
+from reid_stra.engine.distributed import (
+    DistContext,
+    all_reduce_sums,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+)
+from reid_stra.engine.losses import LossWeights, ReidLoss
+from reid_stra.engine.optim import build_optimizer, build_scheduler
+from reid_stra.errors import ReidError
+from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
+from reid_stra.utils.progress import task_progress
+
+Notice = Callable[[str], None]
+METRICS = "metrics.jsonl"
+CONFIG = "config.yaml"
+FINAL = "model_final.pth"
+INDICES_DIR = "indices"
+# Files that mark a folder as holding a run; --overwrite removes exactly these.
+RUN_FILES = (ckpt.LAST, ckpt.PREV, ckpt.BEST, METRICS, CONFIG, FINAL)
+
+
+@dataclass
+class RunPlan:
+    """What :func:`plan_run` decided: the config to train with and where to resume from."""
+
+    config: TrainConfig
+    out_dir: Path
+    recipe: str | None
+    resume_path: Path | None = None
+    checkpoint: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_run(
+    out_dir: str | os.PathLike,
+    *,
+    recipe: str | None = None,
+    config_file: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> RunPlan:
+    """Resolve the config and check the output folder; nothing is written yet.
+
+    Fresh run: defaults < recipe < config file < overrides. Resumed run: the checkpoint's own
+    config < config file < overrides (so ``--epochs 120`` extends a run); ``--recipe`` is ignored.
+    ``resume=True`` with no checkpoint starts a fresh run (the same command works for the first
+    launch and every restart of a preemptible job).
+    """
+    out_dir = Path(out_dir)
+    overrides = dict(overrides or {})
+    if resume and overwrite:
+        raise ReidError("--resume and --overwrite: choose one (continue the run, or replace it)")
+    notes: list[str] = []
+    found = None
+    existing = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if resume:
+        found = ckpt.find_resume_checkpoint(out_dir, notes.append, quarantine=_env_rank() == 0)
+        if found is None and existing:
+            raise ReidError(
+                f"--out {out_dir}: holds a run ({', '.join(existing)}) but no checkpoint to resume from; "
+                "use --overwrite to start again, or choose another --out"
+            )
+        if found is None:
+            notes.append(f"--resume: no checkpoint in {out_dir}; starting a fresh run")
+    if found is not None:
+        path, checkpoint = found
+        base = dict(checkpoint["config"])
+        if config_file:
+            file_values = dict(load_config_file(config_file))
+            file_values.pop("recipe", None)
+            base.update(file_values)
+        base.update(overrides)
+        config = config_from_dict(base, f"checkpoint {path}")
+        if recipe:
+            notes.append(f"--recipe {recipe}: ignored when resuming (the run keeps its saved config)")
+        notes.append(f"resuming from {path} (epoch {checkpoint['epoch']} of {config.epochs} done)")
+        plan = RunPlan(config, out_dir, checkpoint.get("recipe"), path, checkpoint, notes)
+    else:
+        if existing and not overwrite:
+            raise ReidError(
+                f"--out {out_dir}: already holds a run ({', '.join(existing)}); "
+                "pass --resume to continue it, --overwrite to replace it, or choose another --out"
+            )
+        config, recipe_name = resolve_config_and_recipe(recipe, config_file, overrides)
+        plan = RunPlan(config, out_dir, recipe_name, notes=notes)
+    plan.config.validate()
+    return plan
+
+
+def train(
+    plan: RunPlan, *, notice: Notice = lambda _msg: None, stop_after_epochs: int | None = None
+) -> dict[str, Any]:
+    """Run (or continue) training as planned; return a summary of the run.
+
+    ``stop_after_epochs`` ends this call after that many epochs, like a kill between epochs
+    would (for tests and time-boxed jobs); the run is resumable from there.
+    """
+    ctx = init_distributed(plan.config.device)
+    try:
+        say = notice if ctx.is_main else (lambda _msg: None)
+        for note in plan.notes:
+            say(note)
+        if ctx.is_main:
+            with exclusive_lock(plan.out_dir / ckpt.LAST):
+                return TrainingRun(plan, ctx, say).fit(stop_after_epochs)
+        return TrainingRun(plan, ctx, say).fit(stop_after_epochs)
+    finally:
+        cleanup_distributed()
+
+
+class _TrainStep(nn.Module):
+    """Model + loss as one module, so DDP also averages the gradients of loss parameters (centers)."""
+
+    def __init__(self, model: nn.Module, criterion: ReidLoss) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(
+        self, images: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.criterion(self.model(images), targets)
+
+
+class TrainingRun:
+    """The state of one training process; built once, then :meth:`fit` loops over epochs.
+
+    :meth:`set_phase` and :meth:`train_step` are public for the training benchmark, which
+    times exactly the step training runs.
+    """
+
+    def __init__(self, plan: RunPlan, ctx: DistContext, say: Notice) -> None:
+        self.plan, self.ctx, self.say = plan, ctx, say
+        self.config = config = plan.config
+        self.out_dir = plan.out_dir
+        self.device = ctx.device
+        if config.batch_size % ctx.world_size:
+            raise ReidError(
+                f"--batch-size {config.batch_size}: must divide evenly over {ctx.world_size} processes"
+            )
+        self.per_rank_batch = config.batch_size // ctx.world_size
+        _seed_everything(config.seed)  # identical model init on every rank
+        self.dataset = _load_dataset(config)
+        self.model = _build_model(config, self.dataset.num_train_pids, fresh=plan.checkpoint is None, say=say)
+        self.model.to(self.device)
+        self.criterion = ReidLoss(
+            LossWeights(**{k: getattr(config, k) for k in LossWeights.__dataclass_fields__}),
+            num_classes=self.dataset.num_train_pids,
+            feat_dim=_metric_feature_dim(self.model),
+        ).to(self.device)
+        self.step_module = _TrainStep(self.model, self.criterion)
+        # Parameters the model freezes by design (the BNNeck bias) stay frozen in every phase.
+        self.always_frozen = {id(p) for p in self.step_module.parameters() if not p.requires_grad}
+        self.optimizer = build_optimizer(
+            _param_groups(self.model, self.criterion),
+            name=config.optimizer,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+        )
+        self.scheduler = build_scheduler(
+            self.optimizer,
+            schedule=config.scheduler,
+            epochs=config.epochs,
+            step_size=config.step_size,
+            milestones=config.milestones,
+            gamma=config.gamma,
+            warmup_epochs=config.warmup_epochs,
+            warmup_factor=config.warmup_factor,
+            min_lr_factor=config.min_lr_factor,
+        )
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.loader = _build_loader(config, self.dataset, ctx, self.per_rank_batch, self.device)
+        self.new_layers = new_layer_names(self.model) if config.fixbase_epochs else ()
+        self.start_epoch = 0
+        self.best_map: float | None = None
+        self.best_epoch: int | None = None
+        self.history: list[dict[str, Any]] = []
+        # Rank-specific streams for augmentation; restored from the checkpoint when resuming.
+        _seed_everything(config.seed + 1 + ctx.rank)
+        if plan.checkpoint is not None:
+            self._restore(plan.checkpoint)
+        self._ddp: nn.Module | None = None
+        self._ddp_phase: bool | None = None
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["state_dict"])
+        if checkpoint.get("loss_state"):
+            self.criterion.load_state_dict(checkpoint["loss_state"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        # The rate is a pure function of the epoch under the (possibly extended) config's schedule.
+        self.scheduler.resume_at(int(checkpoint["epoch"]))
+        if checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        if checkpoint.get("sampler"):
+            self.loader.sampler.load_state_dict(checkpoint["sampler"])
+        self.start_epoch = int(checkpoint["epoch"])
+        self.best_map = checkpoint.get("best_mAP")
+        self.best_epoch = checkpoint.get("best_epoch")
+        rng = checkpoint.get("rng") or []
+        saved_world = checkpoint.get("world_size", 1)
+        if len(rng) > self.ctx.rank and saved_world == self.ctx.world_size:
+            ckpt.restore_rng_state(rng[self.ctx.rank])
+        else:
+            self.say(
+                f"resuming with {self.ctx.world_size} process(es) instead of {saved_world}: "
+                "random augmentation will not repeat the interrupted run exactly"
+            )
+        if self.ctx.is_main:
+            self.history = _read_metrics(self.out_dir / METRICS, upto_epoch=self.start_epoch)
+
+    def _prepare_out_dir(self) -> None:
+        """Fresh runs: remove an overwritten run's files, then save the resolved config."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.plan.checkpoint is None:
+            for name in (*RUN_FILES, f"{ckpt.LAST}.damaged", f"{ckpt.PREV}.damaged"):
+                (self.out_dir / name).unlink(missing_ok=True)
+            if (self.out_dir / INDICES_DIR).is_dir():
+                for stale in (self.out_dir / INDICES_DIR).glob("*.json"):
+                    stale.unlink()
+        save_config(self.config, self.out_dir / CONFIG, recipe=self.plan.recipe)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def fit(self, stop_after_epochs: int | None) -> dict[str, Any]:
+        config = self.config
+        if self.ctx.is_main:
+            self._prepare_out_dir()
+        barrier(self.ctx)
+        validation = bool(self.dataset.query and self.dataset.gallery) and config.eval_every > 0
+        if config.eval_every > 0 and not validation:
+            self.say("no query/gallery split in this dataset: training without validation")
+        self.say(
+            f"training {config.model} on {config.data} ({len(self.dataset.train)} images, "
+            f"{self.dataset.num_train_pids} ids) for {config.epochs} epochs on {self.device}"
+            + (f" x {self.ctx.world_size} processes" if self.ctx.enabled else "")
+            + (", mixed precision" if self.use_amp else "")
+        )
+        epochs_run = 0
+        for epoch in range(self.start_epoch, config.epochs):
+            if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+                break
+            record = self._train_epoch(epoch)
+            last = epoch + 1 == config.epochs
+            if validation and ((epoch + 1) % config.eval_every == 0 or last):
+                record.update(self._validate())
+            self.scheduler.step()
+            self._end_epoch(epoch, record)
+            epochs_run += 1
+        finished = self.start_epoch + epochs_run >= config.epochs
+        if finished and self.ctx.is_main:
+            self._export_final()
+        barrier(self.ctx)
+        return self._summary(finished)
+
+    def set_phase(self, epoch: int) -> nn.Module:
+        """Train mode, with everything but the new layers frozen during the fixbase epochs.
+
+        Frozen layers also stay in eval mode, so their BatchNorm statistics keep their
+        ImageNet values (as torchreid's fixbase does).
+        """
+        fixbase = epoch < self.config.fixbase_epochs
+        self.step_module.train()
+        if fixbase:
+            for name, module in self.model.named_modules():
+                if not any(True for _ in module.children()) and not _is_under(name, self.new_layers):
+                    module.eval()
+        for name, param in self.model.named_parameters():
+            trainable = not fixbase or _is_under(name, self.new_layers)
+            param.requires_grad_(trainable and id(param) not in self.always_frozen)
+        if self._ddp_phase is not fixbase or self._ddp is None:
+            # DDP registers the trainable parameters when wrapped: re-wrap when that set changes.
+            self._ddp = None
+            self._ddp = self._wrap(self.step_module)
+            self._ddp_phase = fixbase
+        return self._ddp
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        if not self.ctx.enabled:
+            return module
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+    def _train_epoch(self, epoch: int) -> dict[str, Any]:
+        config = self.config
+        step = self.set_phase(epoch)
+        seed_loader_epoch(self.loader, config.seed, epoch, self.ctx.rank)
+        lr = self.optimizer.param_groups[0]["lr"]
+        # Sums stay on the device: one host sync per progress refresh, not per batch.
+        sums: dict[str, torch.Tensor] = {}
+        images_seen = 0
+        data_wait = 0.0
+        seen_indices: list[int] = []
+        frozen = epoch < config.fixbase_epochs
+        started = time.perf_counter()
+        with self._progress(epoch, frozen) as advance:
+            batch_start = time.perf_counter()
+            for batch, (images, pids, _camids, indices) in enumerate(_reraise(self.loader)):
+                data_wait += time.perf_counter() - batch_start
+                loss, parts = self.train_step(step, images, pids)
+                n = images.shape[0]
+                images_seen += n
+                for key, value in (("loss", loss.detach()), *parts.items()):
+                    sums[key] = sums[key] + value * n if key in sums else value * n
+                if config.log_indices:
+                    seen_indices.extend(indices.tolist())
+                if batch % 10 == 0:
+                    info = f"loss {loss.item():.3f}" + (
+                        f" acc {parts['acc'].item():.2f}" if "acc" in parts else ""
+                    )
+                    advance(0, info=info)
+                advance(n * self.ctx.world_size)
+                batch_start = time.perf_counter()
+        elapsed = time.perf_counter() - started
+        if config.log_indices:
+            self._write_indices(epoch, seen_indices)
+        host = {key: value.item() for key, value in sums.items()}
+        totals = all_reduce_sums(self.ctx, {**host, "_images": float(images_seen), "_wait": data_wait})
+        count = max(1.0, totals.pop("_images"))
+        wait = totals.pop("_wait") / self.ctx.world_size
+        if not np.isfinite(totals.get("loss", 0.0)):
+            raise ReidError(
+                f"epoch {epoch + 1}: the loss became {totals['loss']}; lower --lr (or disable --amp); "
+                "--resume continues from the last good checkpoint"
+            )
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+        record.update({key: value / count for key, value in totals.items()})
+        record.update(
+            images=int(count),
+            images_per_s=count / max(elapsed, 1e-9),
+            epoch_time_s=elapsed,
+            data_wait_s=wait,
+            fixbase=frozen,
+        )
+        return record
+
+    def train_step(
+        self, step: nn.Module, images: torch.Tensor, pids: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One optimization step (mixed precision on CUDA); returns the loss and its parts."""
+        images = images.to(self.device, non_blocking=True)
+        targets = pids.to(self.device, non_blocking=True)
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            loss, parts = step(images, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss, parts
+
+    def _progress(self, epoch: int, frozen: bool):
+        """A bar with loss, accuracy, img/s and ETA on rank 0; silent elsewhere."""
+        if not self.ctx.is_main:
+            return contextlib.nullcontext(lambda n=1, info="": None)
+        title = f"epoch {epoch + 1}/{self.config.epochs}" + (" (fixbase)" if frozen else "")
+        total = len(self.loader) * self.per_rank_batch * self.ctx.world_size
+        return task_progress(title, total=total, unit="img")
+
+    def _validate(self) -> dict[str, Any]:
+        """Rank 0 evaluates on query/gallery (L2-normalized, Euclidean); the others wait."""
+        result: dict[str, Any] = {}
+        if self.ctx.is_main:
+            from reid_stra.metrics.evaluation import evaluate_model
+
+            self.model.eval()
+            metrics = evaluate_model(
+                self.model,
+                self.dataset.query,
+                self.dataset.gallery,
+                device=self.device,
+                batch_size=self.config.eval_batch_size,
+                workers=self.config.workers,
+            )
+            cmc = np.asarray(metrics["cmc"])
+            result = {
+                "mAP": float(metrics["mAP"]),
+                "rank1": float(cmc[0]),
+                "rank5": float(cmc[min(4, len(cmc) - 1)]),
+                "mINP": float(metrics.get("mINP", float("nan"))),
+            }
+        barrier(self.ctx)
+        return result
+
+    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """Log the epoch, then checkpoint it (so a kill between the two repeats the epoch)."""
+        rng_states = _gather_rng(self.ctx)
+        if self.ctx.is_main:
+            improved = "mAP" in record and (self.best_map is None or record["mAP"] > self.best_map)
+            if improved:
+                self.best_map, self.best_epoch = record["mAP"], epoch + 1
+            self.history.append(record)
+            atomic_write_text(self.out_dir / METRICS, "".join(json.dumps(r) + "\n" for r in self.history))
+            state = self._state(epoch + 1, rng_states)
+            ckpt.save_training_checkpoint(self.out_dir, state)
+            if improved:
+                ckpt.save_best_checkpoint(self.out_dir, state)
+            self.say(_epoch_line(record, self.config.epochs))
+        barrier(self.ctx)
+
+    def _state(self, epochs_done: int, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
+        default_cfg = dict(getattr(self.model, "default_cfg", {}) or {})
+        return {
+            "model": self.config.model,
+            "model_kwargs": dict(default_cfg.get("kwargs", _model_kwargs(self.config))),
+            "default_cfg": default_cfg,
+            "num_classes": self.dataset.num_train_pids,
+            "state_dict": self.model.state_dict(),
+            "loss_state": self.criterion.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": {**self.loader.sampler.state_dict(), "epoch": epochs_done},
+            "rng": rng_states,
+            "world_size": self.ctx.world_size,
+            "epoch": epochs_done,
+            "config": self.config.to_dict(),
+            "recipe": self.plan.recipe,
+            "best_mAP": self.best_map,
+            "best_epoch": self.best_epoch,
+        }
+
+    def _export_final(self) -> None:
+        from reid_stra.models import save_weights
+
+        last = self.history[-1] if self.history else {}
+        meta = {
+            "dataset": self.config.data,
+            "epochs": self.config.epochs,
+            "recipe": self.plan.recipe,
+            "final": {k: v for k, v in last.items() if isinstance(v, (int, float))},
+            "best_mAP": self.best_map,
+            "best_epoch": self.best_epoch,
+        }
+        self.model.eval()
+        save_weights(self.model, self.out_dir / FINAL, meta=meta)
+
+    def _write_indices(self, epoch: int, indices: list[int]) -> None:
+        """Debug record (``log_indices``): the samples this rank trained on in ``epoch`` and a
+        digest of its parameters after the epoch, so tests can check DDP's bookkeeping."""
+        path = self.out_dir / INDICES_DIR / f"epoch{epoch + 1}_rank{self.ctx.rank}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Parameters only: DDP keeps each rank's BatchNorm statistics (rank 0's are saved).
+        params = dict(self.model.named_parameters())
+        record = {"indices": indices, "params_sha256": tensors_digest(params)}
+        atomic_write_text(path, json.dumps(record))
+
+    def _summary(self, finished: bool) -> dict[str, Any]:
+        last = self.history[-1] if self.history else {}
+        out = self.out_dir
+        return {
+            "out": str(out),
+            "rank": self.ctx.rank,
+            "world_size": self.ctx.world_size,
+            "finished": finished,
+            "epochs_done": int(last.get("epoch", self.start_epoch)),
+            "epochs": self.config.epochs,
+            "final": last,
+            "best_mAP": self.best_map,
+            "best_epoch": self.best_epoch,
+            "checkpoint": str(out / ckpt.LAST),
+            "best_checkpoint": str(out / ckpt.BEST) if (out / ckpt.BEST).exists() else None,
+            "model_final": str(out / FINAL) if finished else None,
+            "metrics_log": str(out / METRICS),
+            "config": str(out / CONFIG),
+        }
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+HEAD_LAYERS = ("global_avg_pool", "bnneck", "classifier")
+
+
+def seed_loader_epoch(loader: Any, seed: int, epoch: int, rank: int) -> None:
+    """Select ``epoch``'s sample order and worker seeds, independent of earlier epochs.
+
+    The sampler's order is a function of (seed, epoch); worker seeds are drawn from the loader's
+    generator, so it is re-keyed to (seed, epoch, rank): a resumed run's workers then draw the
+    same augmentations as the uninterrupted run's (with ``workers=0`` augmentation uses the
+    process's own random state, which the checkpoint restores).
+    """
+    loader.sampler.set_epoch(epoch)
+    loader.generator.manual_seed((seed * 1_000_003 + epoch) * 1_009 + rank)
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over named tensors, in name order: equal digests mean bit-identical tensors."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def new_layer_names(model: nn.Module) -> tuple[str, ...]:
+    """Modules trained during the fixbase epochs: the last backbone stage and the head.
+
+    The paper trains layer4, the head and the classifier first (for StRA-ResNet50, layer4 holds
+    the new StRA blocks). For MobileNetV2 the analogue is every block at the final resolution
+    (``features.14`` on, where StRA sits). A model can choose by defining ``new_layer_names()``.
+    """
+    declared = getattr(model, "new_layer_names", None)
+    if callable(declared):
+        return tuple(declared())
+    children = dict(model.named_children())
+    names = [name for name in ("layer4", *HEAD_LAYERS) if name in children]
+    features = children.get("features")
+    if "layer4" not in children and isinstance(features, nn.Sequential):
+        from reid_stra.models.mobilenet import LAST_STRIDE_BLOCK
+
+        names += [f"features.{i}" for i in range(LAST_STRIDE_BLOCK, len(features))]
+    if not any(name not in HEAD_LAYERS for name in names):
+        raise ReidError(
+            f"--fixbase-epochs: cannot tell which layers of {type(model).__name__} are new; "
+            "use --fixbase-epochs 0"
+        )
+    return tuple(names)
+
+
+def _is_under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def _param_groups(model: nn.Module, criterion: nn.Module) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    loss_params = list(criterion.parameters())
+    if loss_params:  # center-loss centers: no weight decay pulling them to the origin
+        groups.append({"params": loss_params, "weight_decay": 0.0})
+    return groups
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _load_dataset(config: TrainConfig):
+    from reid_stra.data import load_dataset
+
+    dataset = load_dataset(config.data, config.root, **config.data_options)
+    if not dataset.train:
+        raise ReidError(
+            f"--root {config.root}: the {config.data} training split is empty; nothing to train on"
+        )
+    return dataset
+
+
+def _model_kwargs(config: TrainConfig) -> dict[str, Any]:
+    kwargs = dict(config.model_kwargs)
+    if config.neck:
+        kwargs["neck"] = config.neck
+    return kwargs
+
+
+def _build_model(config: TrainConfig, num_classes: int, *, fresh: bool, say: Notice) -> nn.Module:
+    """The model with ImageNet/file initialization on a fresh run (resumed runs load the checkpoint)."""
+    from reid_stra.models import build_model, load_weights
+
+    pretrained = config.pretrained if fresh and config.pretrained.lower() != "none" else None
+    try:
+        model = build_model(
+            config.model, num_classes=num_classes, pretrained=pretrained, **_model_kwargs(config)
+        )
+    except ReidError as exc:
+        if pretrained == "imagenet":
+            raise ReidError(
+                f"--pretrained imagenet: {exc}; pass --pretrained FILE (ImageNet weights on disk) "
+                "or --pretrained none (random init)"
+            ) from None
+        raise
+    except TypeError as exc:
+        raise ReidError(
+            f"--model {config.model}: bad model option ({exc}); check model_kwargs / --neck"
+        ) from None
+    if fresh and config.weights:
+        report = load_weights(model, config.weights)
+        say(f"initialized from {config.weights}: {_report_line(report)}")
+    # Validation and the exported weights use the size the model was trained at.
+    model.default_cfg["input_size"] = (config.height, config.width)
+    return model
+
+
+def _report_line(report: Any) -> str:
+    parts = []
+    for name in ("loaded", "missing", "unexpected", "skipped"):
+        value = getattr(report, name, None)
+        if value is not None:
+            parts.append(f"{len(value)} {name}")
+    return ", ".join(parts) or str(report)
+
+
+def _metric_feature_dim(model: nn.Module) -> int:
+    """Width of ``out["features"]`` (what triplet/center losses see); pre-BNNeck width for bnneck."""
+    bnneck = getattr(model, "bnneck", None)
+    if isinstance(bnneck, nn.BatchNorm1d):
+        return bnneck.num_features
+    dim = getattr(model, "embedding_dim", None) or (getattr(model, "default_cfg", {}) or {}).get(
+        "embedding_dim"
+    )
+    if not dim:
+        raise ReidError(f"model {type(model).__name__}: unknown embedding size; it must set embedding_dim")
+    return int(dim)
+
+
+def _build_loader(
+    config: TrainConfig, dataset: Any, ctx: DistContext, per_rank_batch: int, device: torch.device
+):
+    from reid_stra.data.loading import build_train_loader
+    from reid_stra.data.transforms import build_train_transform
+
+    transform = build_train_transform(
+        (config.height, config.width),
+        flip=config.flip,
+        pad=10 if config.random_crop else 0,
+        random_erasing=config.random_erasing,
+        color_jitter=config.color_jitter,
+    )
+    return build_train_loader(
+        dataset.train,
+        transform,
+        batch_size=per_rank_batch,
+        sampler=config.sampler,
+        num_instances=config.num_instances,
+        workers=config.workers,
+        seed=config.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def _reraise(loader):
+    from reid_stra.data.loading import reraise_worker_errors
+
+    with reraise_worker_errors():
+        yield from loader
+
+
+def _gather_rng(ctx: DistContext) -> list[dict[str, Any]]:
+    """Every rank's random state (index = rank), so each rank resumes its own streams."""
+    state = ckpt.capture_rng_state()
+    if not ctx.enabled:
+        return [state]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, state)
+    return gathered
+
+
+def _read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
+    """Earlier epochs' log lines, dropping any epoch the resumed run will repeat."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and int(record.get("epoch", 0)) <= upto_epoch:
+            records.append(record)
+    return records
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    text = (
+        f"epoch {record['epoch']}/{epochs}: loss {record.get('loss', float('nan')):.4f}"
+        f" acc {record.get('acc', float('nan')):.3f} lr {record['lr']:.2e}"
+        f" {record['images_per_s']:.1f} img/s"
+    )
+    if "mAP" in record:
+        text += f" | val mAP {record['mAP']:.4f} rank-1 {record['rank1']:.4f}"
+    return text
+
+
+def _env_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+__all__ = [
+    "RunPlan",
+    "TrainingRun",
+    "plan_run",
+    "train",
+    "new_layer_names",
+    "seed_loader_epoch",
+    "tensors_digest",
+]

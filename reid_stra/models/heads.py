@@ -1,0 +1,91 @@
+"""The re-ID head shared by every backbone, and the model base class that owns it.
+
+Necks (``neck=``):
+
+- ``"fc"`` (the paper, torchreid's ``*_fc512``): global average pool -> 1x1 conv (no bias) -> BN;
+  the BN output is the embedding, for the metric losses, the classifier and test time. Named
+  ``global_avg_pool`` with the conv at ``.1`` and BN at ``.2``, as in the authors' checkpoint.
+- ``"bnneck"`` (Luo et al.'s strong baseline): pooled features go to the triplet loss, a BN with
+  frozen bias feeds a bias-free classifier, and test time uses the BN output.
+- ``"none"``: the pooled features are the embedding (torchreid's MobileNetV2 without fc).
+
+The head's attributes live directly on the model (not in a sub-module) so that state-dict keys
+are ``global_avg_pool.*`` and ``classifier.*``, the authors' names.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from reid_stra.errors import ReidError
+from reid_stra.models.layers.mode_attention import ModeAttention
+
+NECKS = ("fc", "bnneck", "none")
+
+
+class ReidNet(nn.Module):
+    """Backbone + re-ID head. Subclasses build the backbone, then call :meth:`init_head`.
+
+    eval: ``model(x)`` -> (B, D) embedding. train: ``{"logits", "features", "diversity"}``.
+    """
+
+    #: torchvision ImageNet weights for ``pretrained="imagenet"`` (None: none published).
+    imagenet_url: str | None = None
+
+    def init_head(self, feature_channels: int, num_classes: int, neck: str, embedding_dim: int) -> None:
+        if neck not in NECKS:
+            raise ReidError(f"neck={neck!r}: unknown neck; choose one of {', '.join(NECKS)}")
+        if num_classes < 0:
+            raise ReidError(f"num_classes={num_classes}: must be >= 0 (0 builds no classifier)")
+        self.neck = neck
+        if neck == "fc":
+            if embedding_dim <= 0:
+                raise ReidError(f"embedding_dim={embedding_dim}: must be > 0 for neck='fc'")
+            conv = nn.Conv2d(feature_channels, embedding_dim, 1, bias=False)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            self.global_avg_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv, nn.BatchNorm2d(embedding_dim))
+            self.embedding_dim = embedding_dim
+        else:
+            self.global_avg_pool = nn.AdaptiveAvgPool2d(1)
+            self.embedding_dim = feature_channels
+        if neck == "bnneck":
+            self.bnneck = nn.BatchNorm1d(feature_channels)
+            self.bnneck.bias.requires_grad_(False)
+        self.classifier = None
+        if num_classes > 0:
+            self.classifier = nn.Linear(self.embedding_dim, num_classes, bias=neck != "bnneck")
+            nn.init.normal_(self.classifier.weight, 0, 0.01)
+            if self.classifier.bias is not None:
+                nn.init.zeros_(self.classifier.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone feature map (B, C, h, w)."""
+        raise NotImplementedError
+
+    def mode_attention_blocks(self) -> list[ModeAttention]:
+        return [m for m in self.modules() if isinstance(m, ModeAttention)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor | None]:
+        blocks = self.mode_attention_blocks()
+        for block in blocks:  # a stale loss from an earlier forward must never leak into this one
+            block.last_diversity = None
+        pooled = self.global_avg_pool(self.forward_features(x)).flatten(1)
+        if self.neck == "bnneck":
+            embedding = self.bnneck(pooled)
+            metric_features = pooled
+        else:
+            embedding = metric_features = pooled
+        if not self.training:
+            return embedding
+        return {
+            "logits": None if self.classifier is None else self.classifier(embedding),
+            "features": metric_features,
+            "diversity": _mean_diversity(blocks, x),
+        }
+
+
+def _mean_diversity(blocks: list[ModeAttention], x: torch.Tensor) -> torch.Tensor:
+    """Mean over Mode Attention blocks of each block's batch-mean diversity loss (0 without StRA)."""
+    losses = [block.last_diversity.mean() for block in blocks if block.last_diversity is not None]
+    return torch.stack(losses).mean() if losses else x.new_zeros(())

@@ -1,0 +1,77 @@
+"""Looking inside StRA models: which blocks have Mode Attention, and their pooling maps P.
+
+Used by ``reid-stra explain``: each mode's softmax pooling weights over positions (spec §3 step
+1) show where in the image that mode gathers its modal vector.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from reid_stra.models.layers.mode_attention import ModeAttention
+
+# The residual block that owns a Mode Attention module: "layer4.0", "features.15".
+_BLOCK_NAME = re.compile(r"^(layer\d+\.\d+|features\.\d+)")
+
+
+def block_name(module_name: str) -> str:
+    """Short name of the block holding the module (``layer4.0.conv2.moe`` -> ``layer4.0``)."""
+    match = _BLOCK_NAME.match(module_name)
+    return match.group(1) if match else module_name
+
+
+def mode_blocks(model: nn.Module) -> list[tuple[str, ModeAttention]]:
+    """(block name, Mode Attention module) in forward order; empty for models without StRA."""
+    return [
+        (block_name(name), module)
+        for name, module in model.named_modules()
+        if isinstance(module, ModeAttention)
+    ]
+
+
+class ModeMaps(list):
+    """Pooling weights P (B x G x h x w, detached), one entry per block per forward, in order.
+
+    ``names[i]`` is the block of entry ``i``; :meth:`by_block` concatenates the batches of
+    several forwards per block.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def by_block(self) -> dict[str, torch.Tensor]:
+        grouped: dict[str, list[torch.Tensor]] = {}
+        for name, weights in zip(self.names, self, strict=True):
+            grouped.setdefault(name, []).append(weights)
+        return {name: torch.cat(parts) for name, parts in grouped.items()}
+
+
+class _NamedSink:
+    """Appends to the shared ModeMaps, recording which block the entry came from."""
+
+    def __init__(self, maps: ModeMaps, name: str) -> None:
+        self.maps, self.name = maps, name
+
+    def append(self, weights: torch.Tensor) -> None:
+        self.maps.append(weights)
+        self.maps.names.append(self.name)
+
+
+@contextlib.contextmanager
+def capture_mode_maps(model: nn.Module) -> Iterator[ModeMaps]:
+    """Collect every Mode Attention block's pooling weights during forwards inside the block."""
+    maps = ModeMaps()
+    blocks = mode_blocks(model)
+    for name, module in blocks:
+        module.capture = _NamedSink(maps, name)
+    try:
+        yield maps
+    finally:
+        for _, module in blocks:
+            module.capture = None

@@ -1,0 +1,75 @@
+"""Local Attention (spec §2): a data-dependent K x K kernel per mode and position.
+
+Attribute names (``mask_conv``, ``value_conv``) and the layer order inside ``mask_conv`` follow
+the authors' release, so their checkpoint loads without renaming.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from reid_stra.models.layers.aggregate import gather_neighbours, local_aggregate
+from reid_stra.models.layers.pointwise import PointwiseConv
+
+
+def mask_channels(channels: int, reduction: int, modes: int) -> int:
+    """Width of the mask branch: channels / reduction, rounded down to a multiple of ``modes``.
+
+    The branch is grouped by mode, so its width must split evenly; for the paper's 512 channels
+    this is exactly 512 / 4 = 128.
+    """
+    return max(modes, (channels // reduction) // modes * modes)
+
+
+class LocalAttention(nn.Module):
+    """Replace a K x K convolution by per-mode, per-position attention over the K x K window.
+
+    ``value_groups`` defaults to ``modes`` (the paper); MobileNetV2 uses one group per channel so
+    that the module costs about what the depthwise convolution it replaces costs.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        modes: int = 8,
+        kernel_size: int = 3,
+        reduction: int = 4,
+        dilation: int = 1,
+        value_groups: int | None = None,
+    ) -> None:
+        super().__init__()
+        if in_channels % modes or out_channels % modes:
+            raise ValueError(f"channels {in_channels}->{out_channels} must be divisible by modes={modes}")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.modes = modes
+        self.kernel_size = kernel_size
+        self.dilation = dilation
+        hidden = mask_channels(in_channels, reduction, modes)
+        taps = kernel_size * kernel_size
+        self.mask_conv = nn.Sequential(
+            PointwiseConv(in_channels, hidden, groups=modes),
+            nn.BatchNorm2d(hidden),
+            nn.Tanh(),
+            PointwiseConv(hidden, modes * (1 + taps), groups=modes),
+            nn.BatchNorm2d(modes * (1 + taps)),
+        )
+        groups = modes if value_groups is None else value_groups
+        self.value_conv = PointwiseConv(in_channels, out_channels, groups=groups, bias=False)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax-normalized kernel (B, G, K², H, W): own logit ω plus the neighbour's ν."""
+        logits = self.mask_conv(x)
+        batch, _, height, width = logits.shape
+        g, taps = self.modes, self.kernel_size * self.kernel_size
+        # Split by channel index (not by conv group): [0, G) is ν, [G, G + G·K²) is ω.
+        neighbour_logit = gather_neighbours(logits[:, :g], self.kernel_size, self.dilation)
+        own_logit = logits[:, g:].reshape(batch, g, taps, height, width)
+        return torch.softmax(own_logit + neighbour_logit, dim=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.attention(x)
+        return local_aggregate(weights, self.value_conv(x), self.kernel_size, self.dilation)

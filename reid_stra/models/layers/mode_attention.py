@@ -1,0 +1,75 @@
+"""Mode Attention (spec §3): pool each mode into a modal vector, re-weight, let modes interact.
+
+The module keeps the per-sample diversity loss of its last forward in ``last_diversity`` (the
+model averages it over its blocks) and, while a capture list is attached (see
+:func:`reid_stra.models.introspect.capture_mode_maps`), appends its pooling weights P to it.
+Names (``gap_weight``, ``bn``, ``bn2``) follow the authors' release.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reid_stra.models.layers.pointwise import PointwiseConv
+
+
+class ModeAttention(nn.Module):
+    def __init__(self, channels: int, modes: int = 8, *, interaction: bool = True) -> None:
+        super().__init__()
+        if channels % modes:
+            raise ValueError(f"channels={channels} must be divisible by modes={modes}")
+        self.modes = modes
+        self.interaction = interaction
+        self.gap_weight = nn.Sequential(
+            PointwiseConv(channels, 8 * modes, groups=modes),
+            nn.BatchNorm2d(8 * modes),
+            nn.Tanh(),
+            PointwiseConv(8 * modes, modes, groups=modes),
+            nn.BatchNorm2d(modes),
+        )
+        self.bn = nn.BatchNorm2d(modes)
+        self.bn2 = nn.BatchNorm2d(modes) if interaction else None
+        self.last_diversity: torch.Tensor | None = None
+        self.capture: list | None = None
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = s.shape
+        g, positions = self.modes, height * width
+        pooling = torch.softmax(self.gap_weight(s).reshape(batch, g, positions), dim=-1)
+        if self.capture is not None:
+            self.capture.append(pooling.detach().view(batch, g, height, width))
+        features = s.reshape(batch, g, channels // g, positions)
+        modal = torch.matmul(features, pooling.unsqueeze(-1)).squeeze(-1)  # z: (B, G, n)
+        if self.interaction:
+            affinity = F.normalize(torch.matmul(modal, modal.transpose(1, 2)), dim=-1)
+            mixed = torch.matmul(torch.softmax(affinity * math.sqrt(g), dim=-1), modal)  # z'
+            queries = torch.stack([modal, mixed], dim=2)
+        else:
+            queries = modal.unsqueeze(2)
+        # Both phases from one pass over s: phase 2's <y_i, z'> = <s_i, z'> + r_i <z, z'>,
+        # since y = s + r z. Then y_out = s + r z + r' z' is one batched multiply-add.
+        dots = torch.matmul(queries, features)  # (B, G, phases, HW)
+        gate = self._gate(dots[:, :, 0], self.bn, (batch, g, height, width))
+        gates = [gate]
+        if self.interaction:
+            cross = (modal * mixed).sum(dim=-1, keepdim=True)
+            gates.append(
+                self._gate(torch.addcmul(dots[:, :, 1], gate, cross), self.bn2, (batch, g, height, width))
+            )
+        phases = queries.shape[2]
+        y = torch.baddbmm(
+            features.reshape(batch * g, -1, positions),
+            queries.transpose(2, 3).reshape(batch * g, -1, phases),
+            torch.stack(gates, dim=2).reshape(batch * g, phases, positions),
+        )
+        self.last_diversity = g - pooling.max(dim=1).values.sum(dim=-1)
+        return y.view(batch, channels, height, width)
+
+    @staticmethod
+    def _gate(dots: torch.Tensor, bn: nn.BatchNorm2d, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        """sigmoid(bn(<s_i, z>)) per mode and position, as (B, G, HW)."""
+        return torch.sigmoid(bn(dots.reshape(shape))).flatten(2)

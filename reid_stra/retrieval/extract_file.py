@@ -1,0 +1,283 @@
+"""Resumable extraction into a feature file (what ``reid-stra extract`` runs).
+
+Extraction of a large gallery can take hours on a CPU, so it proceeds in chunks: each finished
+chunk is saved atomically to ``<out>.partial/`` next to a manifest tying the folder to the exact
+inputs, model weights and preprocessing. ``resume=True`` reuses the finished chunks (only when
+all of that matches) and extracts the rest; the final write concatenates the chunks into
+``<out>`` + sidecar atomically and removes the partial folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from reid_stra.errors import ReidError
+from reid_stra.retrieval.extract import Preprocess, combine, iterate_batches, unreadable_error
+from reid_stra.retrieval.features import FeatureMeta, features_path, save_features
+from reid_stra.retrieval.inputs import parse_ids
+from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
+
+PARTIAL_FORMAT = "reid-stra-partial-extraction"
+DEFAULT_CHUNK_SIZE = 1024
+_MANIFEST = "manifest.json"
+
+
+@dataclass
+class ExtractSummary:
+    """What happened, for the CLI to report."""
+
+    meta: FeatureMeta
+    extracted: int  # images run through the model in this call
+    reused: int  # images whose features came from finished chunks of an earlier run
+    seconds: float
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def partial_dir(out: str | os.PathLike) -> Path:
+    """Where the finished chunks of an unfinished extraction into ``out`` are kept."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def extract_to_file(
+    model: nn.Module,
+    info: dict[str, Any],
+    paths: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str = "cpu",
+    input_size: Sequence[int] | None = None,
+    flip: bool = False,
+    normalize: bool = True,
+    skip_bad: bool = False,
+    progress: bool = True,
+    optimize: bool = True,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    notify: Callable[[str], None] | None = None,
+) -> ExtractSummary:
+    """Extract ``paths`` with ``model`` (described by ``load_model``'s ``info``) into ``out``."""
+    notify = notify or (lambda message: None)
+    out = features_path(out)
+    if batch_size < 1:
+        raise ReidError(f"--batch-size {batch_size}: must be at least 1")
+    preprocess = Preprocess(
+        tuple(int(v) for v in (input_size or info["input_size"])),  # type: ignore[arg-type]
+        tuple(float(v) for v in info["mean"]),
+        tuple(float(v) for v in info["std"]),
+        flip,
+        normalize,
+    )
+    paths = list(paths)
+    started = time.perf_counter()
+    with exclusive_lock(out):
+        partial = partial_dir(out)
+        manifest = _manifest(paths, info, preprocess, chunk_size)
+        _prepare_partial(partial, manifest, resume, notify)
+        chunks = [(start, min(start + chunk_size, len(paths))) for start in range(0, len(paths), chunk_size)]
+        finished = {start for start, end in chunks if _chunk_ok(partial, start, end)}
+        reused_failures = [f for start in sorted(finished) for f in _chunk_info(partial, start)["failures"]]
+        if reused_failures and not skip_bad:
+            raise unreadable_error([tuple(f) for f in reused_failures])  # type: ignore[misc]
+        reused = sum(end - start for start, end in chunks if start in finished)
+        if reused:
+            notify(f"resuming: {reused} of {len(paths)} images already extracted in {partial}")
+        pending = [(start, end) for start, end in chunks if start not in finished]
+        try:
+            _extract_chunks(
+                model,
+                paths,
+                pending,
+                partial,
+                preprocess,
+                batch_size,
+                workers,
+                device,
+                skip_bad,
+                progress,
+                optimize,
+            )
+        except (KeyboardInterrupt, ReidError):
+            if any(partial.glob("chunk_*.json")):
+                notify(
+                    f"finished chunks are kept in {partial}; rerun the same command with --resume to continue"
+                )
+            raise
+        result = _read_chunks(partial, chunks, len(paths))
+        kept_paths = [paths[i] for i in result.kept]
+        pids, camids = parse_ids(kept_paths)
+        meta = FeatureMeta.from_model_info(
+            info,
+            kept_paths,
+            pids=pids,
+            camids=camids,
+            input_size=preprocess.input_size,
+            normalized=normalize,
+            flip=flip,
+        )
+        meta.skipped = [{"path": path, "reason": reason} for path, reason in result.failures]
+        save_features(out, result.features, meta)
+        shutil.rmtree(partial, ignore_errors=True)
+    return ExtractSummary(meta, len(paths) - reused, reused, time.perf_counter() - started, result.failures)
+
+
+def _extract_chunks(
+    model: nn.Module,
+    paths: Sequence[str],
+    pending: Sequence[tuple[int, int]],
+    partial: Path,
+    preprocess: Preprocess,
+    batch_size: int,
+    workers: int,
+    device: str,
+    skip_bad: bool,
+    progress: bool,
+    optimize: bool,
+) -> None:
+    """Run the model over the pending chunks (one DataLoader), saving each chunk as it completes."""
+    if not pending:
+        return
+    batches: list[list[int]] = []
+    owner: list[tuple[int, int]] = []  # the chunk each batch belongs to
+    for start, end in pending:
+        for first in range(start, end, batch_size):
+            batches.append(list(range(first, min(first + batch_size, end))))
+            owner.append((start, end))
+    collected: dict[int, list] = {}
+    stream = iterate_batches(
+        model,
+        paths,
+        batches,
+        preprocess,
+        workers=workers,
+        device=device,
+        skip_bad=skip_bad,
+        progress=progress,
+        optimize=optimize,
+    )
+    for (start, end), batch in zip(owner, stream, strict=False):
+        parts = collected.setdefault(start, [])
+        parts.append(batch)
+        if sum(len(b.kept) + len(b.failures) for b in parts) == end - start:
+            _save_chunk(partial, start, end, parts)
+            del collected[start]
+
+
+def _save_chunk(partial: Path, start: int, end: int, parts: list) -> None:
+    features = [b.features for b in parts if b.features.shape[0] > 0]
+    dims = {f.shape[1] for f in features}
+    array = np.concatenate(features) if features else np.zeros((0, max(dims, default=0)), np.float32)
+    kept = [int(i) for b in parts for i in b.kept]
+    failures = [list(f) for b in parts for f in b.failures]
+    # Array first, description second: a chunk counts as finished only once both exist and agree.
+    atomic_save_npy(partial / f"chunk_{start:09d}.npy", array)
+    atomic_write_json(
+        partial / f"chunk_{start:09d}.json",
+        {"start": start, "end": end, "rows": int(array.shape[0]), "kept": kept, "failures": failures},
+    )
+
+
+def _chunk_info(partial: Path, start: int) -> dict[str, Any]:
+    return json.loads((partial / f"chunk_{start:09d}.json").read_text(encoding="utf-8"))
+
+
+def _chunk_ok(partial: Path, start: int, end: int) -> bool:
+    """A chunk is reusable when its description and array exist and agree."""
+    try:
+        info = _chunk_info(partial, start)
+        array = np.load(partial / f"chunk_{start:09d}.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return False
+    return (
+        info.get("start") == start
+        and info.get("end") == end
+        and array.ndim == 2
+        and array.shape[0] == info.get("rows") == len(info.get("kept", ()))
+        and len(info["kept"]) + len(info.get("failures", ())) == end - start
+    )
+
+
+def _read_chunks(partial: Path, chunks: Sequence[tuple[int, int]], total: int):
+    features, kept, failures = [], [], []
+    for start, _end in chunks:
+        info = _chunk_info(partial, start)
+        features.append(np.load(partial / f"chunk_{start:09d}.npy", allow_pickle=False))
+        kept.append(np.asarray(info["kept"], dtype=np.int64))
+        failures.extend((path, reason) for path, reason in info["failures"])
+    return combine(features, kept, failures, total)
+
+
+def _manifest(paths: Sequence[str], info: dict[str, Any], preprocess: Preprocess, chunk_size: int) -> dict:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.encode("utf-8", errors="surrogateescape") + b"\0")
+    return {
+        "format": PARTIAL_FORMAT,
+        "images": len(paths),
+        "inputs_sha256": digest.hexdigest(),
+        "model": info.get("model"),
+        "weights_sha256": info.get("weights_sha256"),
+        "input_size": list(preprocess.input_size),
+        "mean": list(preprocess.mean),
+        "std": list(preprocess.std),
+        "flip": preprocess.flip,
+        "normalize": preprocess.normalize,
+        "chunk_size": chunk_size,
+    }
+
+
+_WHAT = {
+    "images": "number of input images",
+    "inputs_sha256": "input image list",
+    "model": "model",
+    "weights_sha256": "model weights",
+    "input_size": "input size",
+    "mean": "pixel mean",
+    "std": "pixel std",
+    "flip": "--flip",
+    "normalize": "--normalize",
+    "chunk_size": "chunk size",
+}
+
+
+def _prepare_partial(partial: Path, manifest: dict, resume: bool, notify: Callable[[str], None]) -> None:
+    """Keep a matching partial folder when resuming; otherwise start it afresh."""
+    manifest_path = partial / _MANIFEST
+    if partial.exists() and resume:
+        try:
+            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        if not isinstance(previous, dict) or previous.get("format") != PARTIAL_FORMAT:
+            raise ReidError(
+                f"--resume: {partial} has no readable manifest, so its chunks cannot be trusted; "
+                "run again without --resume to start over"
+            )
+        differing = [_WHAT[key] for key in _WHAT if previous.get(key) != manifest[key]]
+        if differing:
+            raise ReidError(
+                f"--resume: the unfinished extraction in {partial} used a different "
+                f"{', '.join(differing)}; rerun with the same inputs and options, "
+                "or drop --resume to start over"
+            )
+        return
+    if partial.exists():
+        notify(f"discarding the unfinished extraction in {partial} (pass --resume to continue it instead)")
+        shutil.rmtree(partial)
+    elif resume:
+        notify("--resume: no unfinished extraction found; starting from the beginning")
+    partial.mkdir(parents=True)
+    atomic_write_json(manifest_path, manifest)

@@ -1,0 +1,286 @@
+"""The feature-file format: ``X.npy`` (float32 N x D) plus the sidecar ``X.json``.
+
+A bare array of numbers is useless and dangerous on its own: without knowing which image each
+row came from, and which model and preprocessing produced it, a search can silently compare
+apples with oranges. The sidecar records all of that, plus a checksum of the array, so a
+sidecar left over from another run (or an array replaced by hand) is detected on load instead
+of producing nonsense.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reid_stra._version import __version__
+from reid_stra.errors import ReidError
+from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json
+
+FORMAT = "reid-stra-features"
+FORMAT_VERSION = 1
+# Arrays above this size are memory-mapped on load instead of read into RAM.
+MMAP_THRESHOLD_BYTES = 256 * 1024 * 1024
+_CHUNK_ROWS = 65_536
+_SHOW = 5  # how many bad rows an error lists before "(+N more)"
+
+
+@dataclass
+class FeatureMeta:
+    """Everything needed to interpret (and trust) the rows of a feature array."""
+
+    paths: list[str]
+    pids: list[int] | None = None
+    camids: list[int] | None = None
+    model: str | None = None
+    weights: str | None = None
+    weights_sha256: str | None = None
+    input_size: list[int] = field(default_factory=lambda: [256, 128])
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    normalized: bool = True
+    flip: bool = False
+    embedding_dim: int = 0
+    count: int = 0
+    checksum: str = ""
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    tool_version: str = __version__
+    created: str = ""
+    format: str = FORMAT
+    version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_model_info(
+        cls,
+        info: dict[str, Any],
+        paths: Sequence[str],
+        *,
+        pids: Sequence[int] | None = None,
+        camids: Sequence[int] | None = None,
+        input_size: Sequence[int] | None = None,
+        normalized: bool = True,
+        flip: bool = False,
+    ) -> FeatureMeta:
+        """Describe features made by the model that ``load_model`` returned ``info`` for."""
+        return cls(
+            paths=list(paths),
+            pids=None if pids is None else [int(p) for p in pids],
+            camids=None if camids is None else [int(c) for c in camids],
+            model=info.get("model"),
+            weights=None if info.get("weights") is None else os.path.abspath(info["weights"]),
+            weights_sha256=info.get("weights_sha256"),
+            input_size=[int(v) for v in (input_size or info["input_size"])],
+            mean=[float(v) for v in info["mean"]],
+            std=[float(v) for v in info["std"]],
+            normalized=normalized,
+            flip=flip,
+            embedding_dim=int(info.get("embedding_dim") or 0),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        # Put the identifying fields first so the sidecar reads well in a text editor.
+        head = ("format", "version", "count", "embedding_dim", "model", "weights", "weights_sha256")
+        return {**{key: data[key] for key in head}, **{k: v for k, v in data.items() if k not in head}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> FeatureMeta:
+        known = set(cls.__dataclass_fields__)
+        missing = [name for name in ("paths", "embedding_dim", "count", "checksum") if name not in data]
+        if missing:
+            raise ReidError(
+                f"{source}: sidecar lacks {', '.join(missing)}; regenerate it with `reid-stra extract`"
+            )
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def sidecar_path(features_path: str | os.PathLike) -> Path:
+    """``feats.npy`` -> ``feats.json``."""
+    return Path(features_path).with_suffix(".json")
+
+
+def features_path(path: str | os.PathLike) -> Path:
+    """Accept either half of a feature file (``feats.npy`` or ``feats.json``); return the ``.npy``."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return path.with_suffix(".npy")
+    if path.suffix != ".npy":
+        raise ReidError(f"{path}: feature files end in .npy (with a .json sidecar); use e.g. {path}.npy")
+    return path
+
+
+def array_checksum(array: np.ndarray) -> str:
+    """sha256 of shape, dtype and data (row chunks, so a memory-mapped array is never fully read in)."""
+    digest = hashlib.sha256(f"{array.shape}|{array.dtype.str}|".encode())
+    for start in range(0, array.shape[0], _CHUNK_ROWS):
+        digest.update(memoryview(np.ascontiguousarray(array[start : start + _CHUNK_ROWS])).cast("B"))
+    return "sha256:" + digest.hexdigest()
+
+
+def nonfinite_rows(array: np.ndarray) -> np.ndarray:
+    """Indices of rows holding NaN or inf (checked in chunks)."""
+    bad = [
+        start + np.flatnonzero(~np.isfinite(array[start : start + _CHUNK_ROWS]).all(axis=1))
+        for start in range(0, array.shape[0], _CHUNK_ROWS)
+    ]
+    return np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64)
+
+
+def save_features(path: str | os.PathLike, features: np.ndarray, meta: FeatureMeta) -> FeatureMeta:
+    """Write ``path`` (.npy) and its sidecar atomically; fills count, dim, checksum and date.
+
+    The array goes first and the sidecar second: a reader that catches the moment between the
+    two sees a checksum mismatch (a clear error), never a wrong-but-plausible pairing.
+    """
+    path = features_path(path)
+    features = _as_feature_array(features, str(path))
+    bad = nonfinite_rows(features)
+    if bad.size:
+        raise ReidError(f"{path}: refusing to save features with NaN/inf in rows {_rows(bad)}")
+    if len(meta.paths) != features.shape[0]:
+        raise ReidError(f"{path}: {features.shape[0]} feature rows but {len(meta.paths)} image paths")
+    for name in ("pids", "camids"):
+        values = getattr(meta, name)
+        if values is not None and len(values) != features.shape[0]:
+            raise ReidError(f"{path}: {features.shape[0]} feature rows but {len(values)} {name}")
+    meta.count, meta.embedding_dim = int(features.shape[0]), int(features.shape[1])
+    meta.checksum = array_checksum(features)
+    meta.tool_version = __version__
+    meta.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic_save_npy(path, features)
+    atomic_write_json(sidecar_path(path), meta.to_dict())
+    return meta
+
+
+def load_meta(path: str | os.PathLike) -> FeatureMeta:
+    """Read and validate only the sidecar (cheap: no array access)."""
+    path = features_path(path)
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise ReidError(
+            f"{side}: sidecar of {path} is missing, so its rows cannot be trusted; "
+            f"regenerate both with `reid-stra extract IMAGES... -o {path}`"
+        )
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReidError(
+            f"{side}: unreadable sidecar ({_one_line(exc)}); regenerate it with `reid-stra extract`"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ReidError(f"{side}: not a reid-stra feature sidecar (format is not '{FORMAT}')")
+    if int(data.get("version", 0)) > FORMAT_VERSION:
+        raise ReidError(
+            f"{side}: feature format version {data['version']} is newer than this reid-stra "
+            f"understands ({FORMAT_VERSION}); upgrade reid-stra"
+        )
+    return FeatureMeta.from_dict(data, str(side))
+
+
+def load_features(
+    path: str | os.PathLike, *, mmap: bool | None = None, verify: bool = True
+) -> tuple[np.ndarray, FeatureMeta]:
+    """Load ``(features, meta)``, checking that array and sidecar belong together.
+
+    ``mmap=None`` memory-maps large files (read-only). ``verify`` recomputes the checksum, which
+    reads the whole array once (about 1 s per 2 GB).
+    """
+    path = features_path(path)
+    if not path.is_file():
+        raise ReidError(
+            f"{path}: feature file not found; create it with `reid-stra extract IMAGES... -o {path}`"
+        )
+    meta = load_meta(path)
+    if mmap is None:
+        mmap = path.stat().st_size > MMAP_THRESHOLD_BYTES
+    try:
+        features = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ReidError(
+            f"{path}: not a readable .npy array, or truncated ({_one_line(exc)}); re-run `reid-stra extract`"
+        ) from None
+    features = _as_feature_array(features, str(path), convert=False)
+    rows, dim = features.shape
+    if rows != meta.count or dim != meta.embedding_dim or len(meta.paths) != rows:
+        raise ReidError(
+            f"{path}: array is {rows}x{dim} but its sidecar describes {meta.count}x{meta.embedding_dim} "
+            f"({len(meta.paths)} paths); they come from different runs, re-run `reid-stra extract`"
+        )
+    if verify:
+        if array_checksum(features) != meta.checksum:
+            raise ReidError(
+                f"{path}: array does not match the checksum in {sidecar_path(path).name} (the sidecar "
+                "belongs to another run or the array was modified); re-run `reid-stra extract`"
+            )
+        bad = nonfinite_rows(features)
+        if bad.size:
+            raise ReidError(f"{path}: NaN/inf values in rows {_rows(bad)}; re-extract those images")
+    return features, meta
+
+
+def check_compatible(query: FeatureMeta, gallery: FeatureMeta, query_name: str, gallery_name: str) -> None:
+    """Raise when two feature sets live in different spaces (comparing them would be nonsense).
+
+    Model, weights checksum, dimension, L2 normalization, input size and pixel normalization
+    must all agree; test-time flip averaging may differ (it only smooths the same space).
+    """
+    checks = [
+        ("embedding dimension", query.embedding_dim, gallery.embedding_dim),
+        ("model", query.model, gallery.model),
+        ("weights checksum", query.weights_sha256, gallery.weights_sha256),
+        ("L2 normalization", query.normalized, gallery.normalized),
+        ("input size", list(query.input_size), list(gallery.input_size)),
+        ("pixel mean", _rounded(query.mean), _rounded(gallery.mean)),
+        ("pixel std", _rounded(query.std), _rounded(gallery.std)),
+    ]
+    for what, mine, theirs in checks:
+        if mine != theirs:
+            raise ReidError(
+                f"{query_name}: {what} {_short(mine)} differs from {gallery_name}'s {_short(theirs)}; "
+                "query and gallery features must come from the same model and settings "
+                "(re-extract one of them)"
+            )
+
+
+def _rounded(values: Sequence[float]) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, str) and value.startswith("sha256:"):
+        value = value[:19]
+    elif isinstance(value, str) and len(value) == 64:
+        value = value[:12]
+    return repr(value)
+
+
+def _as_feature_array(array: Any, source: str, convert: bool = True) -> np.ndarray:
+    if not isinstance(array, np.ndarray):  # keep np.memmap as is (no copy into RAM)
+        array = np.asarray(array)
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise ReidError(f"{source}: features must be a 2-D N x D array, got shape {array.shape}")
+    if array.dtype != np.float32:
+        if not convert:
+            raise ReidError(
+                f"{source}: features must be float32, got {array.dtype}; re-run `reid-stra extract`"
+            )
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ReidError(f"{source}: features must be floating point, got {array.dtype}")
+        array = array.astype(np.float32)
+    return array
+
+
+def _rows(indices: np.ndarray) -> str:
+    shown = ", ".join(str(int(i)) for i in indices[:_SHOW])
+    return shown + (f" (+{indices.size - _SHOW} more)" if indices.size > _SHOW else "")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

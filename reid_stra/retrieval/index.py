@@ -1,0 +1,471 @@
+"""FAISS indexes over feature files: exact by default, approximate (IVF, HNSW, IVF-PQ) by choice.
+
+An index is saved beside its features (``feats.faiss`` + ``feats.faiss.json``) and reused only
+while the sidecar's features checksum still matches the features; otherwise it is rebuilt
+(with a notice) instead of answering for vectors that are no longer there.
+
+Distances returned by :meth:`SearchIndex.search` are always "smaller is closer": ``1 - cosine``
+for the inner-product metric (the default for L2-normalized features) and the squared
+Euclidean distance for ``l2``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from reid_stra._version import __version__
+from reid_stra.errors import ReidError, unknown_name_error
+from reid_stra.retrieval.features import FeatureMeta, features_path, load_features
+from reid_stra.utils.atomic import atomic_write_json, atomic_write_with
+from reid_stra.utils.progress import task_progress
+
+INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
+METRICS = ("ip", "l2")
+INDEX_FORMAT = "reid-stra-index"
+INDEX_FORMAT_VERSION = 1
+_ADD_CHUNK = 65_536
+_TRAIN_POINTS_PER_CELL = 40  # k-means sample size per IVF cell (faiss warns below 39)
+_MIN_PQ_VECTORS = 1_000
+# k-means rounds for IVF cells: FAISS's 25 costs 2.5x the time for no recall we could measure.
+_KMEANS_ITERATIONS = 10
+
+
+@dataclass
+class SearchIndex:
+    """A searchable gallery: a FAISS index, or (exact search) just the vectors themselves."""
+
+    kind: str
+    metric: str
+    count: int
+    dim: int
+    index: Any = None  # faiss.Index; None: exact brute force over ``vectors``
+    vectors: np.ndarray | None = None  # exact vectors (flat search and re-ranking)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reranked(self) -> bool:
+        """Whether the index only proposes candidates that the exact vectors then order."""
+        return bool(self.params.get("rerank")) and self.vectors is not None
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(distances, indices)`` per query, closest first (k is clamped to the gallery).
+
+        An approximate index may find fewer than ``k`` neighbours; missing slots hold index -1
+        and distance inf.
+        """
+        queries = _as_queries(queries, self.dim)
+        k = max(1, min(int(k), self.count))
+        _configure_threads()
+        if self.index is None:
+            scores, indices = faiss.knn(queries, _contiguous(self.vectors), k, _faiss_metric(self.metric))
+        elif self.reranked:
+            scores, indices = self._search_reranked(queries, k)
+        else:
+            self._apply_search_params(k)
+            scores, indices = self.index.search(queries, k)
+        return _to_distances(scores, indices, self.metric), indices.astype(np.int64, copy=False)
+
+    def _apply_search_params(self, k: int) -> None:
+        if self.kind in ("ivf", "ivfpq"):
+            faiss.extract_index_ivf(self.index).nprobe = int(self.params["nprobe"])
+        elif self.kind == "hnsw":
+            _core(self.index).hnsw.efSearch = max(int(self.params["ef_search"]), k)
+
+    def _search_reranked(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The index proposes ``k * rerank`` candidates; the exact vectors order the final ``k``."""
+        wanted = min(self.count, k * int(self.params["rerank"]))
+        self._apply_search_params(wanted)
+        _, candidates = self.index.search(queries, wanted)
+        scores = np.full((len(queries), k), _worst(self.metric), dtype=np.float32)
+        indices = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, found in enumerate(candidates):
+            found = np.sort(found[found >= 0])  # sorted rows: sequential reads from a memory map
+            exact = _exact_scores(queries[row], np.asarray(self.vectors[found]), self.metric)
+            order = np.argsort(-exact if self.metric == "ip" else exact, kind="stable")[:k]
+            scores[row, : len(order)] = exact[order]
+            indices[row, : len(order)] = found[order]
+        return scores, indices
+
+
+def build_index(
+    features: np.ndarray,
+    kind: str = "flat",
+    *,
+    metric: str = "ip",
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    m: int | None = None,
+    ef_search: int | None = None,
+    ef_construction: int = 40,
+    pca: int | None = None,
+    rerank: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> SearchIndex:
+    """Build an index of ``kind`` over ``features`` (N x D float32).
+
+    ``nlist``: IVF cells (default about 4 sqrt(N)); ``nprobe``: cells visited per query;
+    ``m``: HNSW links per node (default 32) or IVF-PQ sub-quantizers, i.e. bytes per vector
+    (default D/8); ``ef_search``: HNSW search breadth. ``pca``: index PCA-reduced vectors of
+    that dimension (faster to build and search). Compressed indexes (ivfpq, or any with ``pca``)
+    only propose ``k * rerank`` candidates (default 10) that the exact features then order.
+    """
+    if kind not in INDEX_KINDS:
+        raise unknown_name_error("index kind", kind, INDEX_KINDS)
+    if metric not in METRICS:
+        raise unknown_name_error("metric", metric, METRICS)
+    count, dim = features.shape
+    params = resolve_params(
+        kind,
+        count,
+        dim,
+        nlist=nlist,
+        nprobe=nprobe,
+        m=m,
+        ef_search=ef_search,
+        ef_construction=ef_construction,
+        pca=pca,
+        rerank=rerank,
+    )
+    _configure_threads()
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    reduced = params.get("pca") or dim
+    # PCA centres the data, which changes inner products but not Euclidean distances, so a
+    # reduced index ranks candidates by L2 (the same order as cosine for normalized rows).
+    inner_metric = "l2" if params.get("pca") else metric
+    index = _empty_index(kind, reduced, inner_metric, params)
+    if params.get("pca"):
+        transform = faiss.PCAMatrix(dim, reduced)
+        index = faiss.IndexPreTransform(transform, index)
+    if not index.is_trained:
+        extra = 256 * 40 if kind == "ivfpq" else 0
+        sample_size = min(count, max(_TRAIN_POINTS_PER_CELL * params.get("nlist", 0), extra, 50 * reduced))
+        sample = np.sort(rng.choice(count, size=sample_size, replace=False))
+        ivf = faiss.extract_index_ivf(index) if kind in ("ivf", "ivfpq") else None
+        if ivf is not None:
+            ivf.cp.seed = seed
+            ivf.cp.niter = _KMEANS_ITERATIONS
+        index.train(_contiguous(features[sample]))
+    with (
+        task_progress(f"building {kind} index", total=count, unit="vec") if progress else _quiet() as advance
+    ):
+        for start in range(0, count, _ADD_CHUNK):
+            index.add(_contiguous(features[start : start + _ADD_CHUNK]))
+            advance(min(_ADD_CHUNK, count - start))
+    params["build_seconds"] = round(time.perf_counter() - started, 3)
+    vectors = features if params.get("rerank") else None
+    return SearchIndex(kind, metric, count, dim, index, vectors, params)
+
+
+def _empty_index(kind: str, dim: int, metric: str, params: dict[str, Any]) -> Any:
+    fmetric = _faiss_metric(metric)
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim) if metric == "ip" else faiss.IndexFlatL2(dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, params["m"], fmetric)
+        index.hnsw.efConstruction = params["ef_construction"]
+        return index
+    quantizer = faiss.IndexFlatIP(dim) if metric == "ip" else faiss.IndexFlatL2(dim)
+    if kind == "ivf":
+        return faiss.IndexIVFFlat(quantizer, dim, params["nlist"], fmetric)
+    return faiss.IndexIVFPQ(quantizer, dim, params["nlist"], params["m"], 8, fmetric)
+
+
+def exact_index(features: np.ndarray, metric: str = "ip") -> SearchIndex:
+    """Exact search straight over ``features`` (no copy, nothing to build or save)."""
+    if metric not in METRICS:
+        raise unknown_name_error("metric", metric, METRICS)
+    return SearchIndex("flat", metric, features.shape[0], features.shape[1], None, features, {})
+
+
+def knn(
+    queries: np.ndarray, gallery: np.ndarray, k: int, metric: str = "ip"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` ``(distances, indices)`` of each query row in ``gallery`` (FAISS brute force).
+
+    For re-ranking and query expansion: distances follow :class:`SearchIndex` (``1 - ip`` or
+    squared Euclidean), ``k`` is clamped to the gallery size.
+    """
+    return exact_index(_contiguous(np.asarray(gallery, dtype=np.float32)), metric).search(queries, k)
+
+
+def default_metric(meta: FeatureMeta) -> str:
+    """Inner product (cosine) for L2-normalized features, Euclidean otherwise."""
+    return "ip" if meta.normalized else "l2"
+
+
+def resolve_params(kind: str, count: int, dim: int, **given: Any) -> dict[str, Any]:
+    """Fill in defaults for ``kind`` and reject values FAISS cannot use, naming the option."""
+    params: dict[str, Any] = {}
+    if kind in ("ivf", "ivfpq"):
+        nlist = given.get("nlist") or max(
+            1, min(round(4 * math.sqrt(count)), count // _TRAIN_POINTS_PER_CELL)
+        )
+        if not 1 <= nlist <= count:
+            raise ReidError(f"--nlist {nlist}: must be between 1 and the number of vectors ({count})")
+        nprobe = given.get("nprobe") or min(nlist, max(8, nlist // 256))
+        if nprobe < 1:
+            raise ReidError(f"--nprobe {nprobe}: must be at least 1")
+        params.update(nlist=int(nlist), nprobe=int(min(nprobe, nlist)))
+    if kind == "hnsw":
+        m = given.get("m") or 32
+        if not 4 <= m <= 256:
+            raise ReidError(f"--m {m}: HNSW links per node must be between 4 and 256")
+        ef_search = given.get("ef_search") or 64
+        if ef_search < 1:
+            raise ReidError(f"--ef-search {ef_search}: must be at least 1")
+        params.update(
+            m=int(m), ef_search=int(ef_search), ef_construction=int(given.get("ef_construction") or 40)
+        )
+    if kind == "ivfpq":
+        if count < _MIN_PQ_VECTORS:
+            raise ReidError(
+                f"--kind ivfpq: needs at least {_MIN_PQ_VECTORS} vectors, got {count}; use flat or ivf"
+            )
+    pca = given.get("pca")
+    if pca:
+        if kind == "flat":
+            raise ReidError(
+                "--pca: exact (flat) search uses the full features; use it with ivf, hnsw or ivfpq"
+            )
+        if not 1 <= pca < dim:
+            raise ReidError(f"--pca {pca}: must be between 1 and the feature dimension {dim} (exclusive)")
+        params["pca"] = int(pca)
+    if kind == "ivfpq":
+        reduced = params.get("pca") or dim
+        m = given.get("m") or _largest_divisor(reduced, max(1, reduced // 8))
+        if reduced % m:
+            raise ReidError(f"--m {m}: IVF-PQ sub-quantizers must divide the indexed dimension {reduced}")
+        params["m"] = int(m)
+    if kind == "ivfpq" or params.get("pca"):
+        rerank = given.get("rerank") or 10
+        if rerank < 1:
+            raise ReidError(f"--rerank {rerank}: must be at least 1")
+        params["rerank"] = int(rerank)
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving beside the features and reusing
+
+
+def index_path(features_file: str | os.PathLike) -> Path:
+    """``feats.npy`` -> ``feats.faiss`` (its description is ``feats.faiss.json``)."""
+    return features_path(features_file).with_suffix(".faiss")
+
+
+def index_meta_path(features_file: str | os.PathLike) -> Path:
+    path = index_path(features_file)
+    return path.with_name(path.name + ".json")
+
+
+def save_index(search_index: SearchIndex, features_file: str | os.PathLike, meta: FeatureMeta) -> Path:
+    """Write the index and its description atomically beside ``features_file``."""
+    if search_index.index is None:
+        raise ReidError("exact search over the features needs no saved index; build one with a --kind")
+    path = index_path(features_file)
+    atomic_write_with(
+        path, lambda handle: faiss.write_index(search_index.index, faiss.PyCallbackIOWriter(handle.write))
+    )
+    atomic_write_json(
+        index_meta_path(features_file),
+        {
+            "format": INDEX_FORMAT,
+            "version": INDEX_FORMAT_VERSION,
+            "kind": search_index.kind,
+            "metric": search_index.metric,
+            "params": search_index.params,
+            "count": search_index.count,
+            "dim": search_index.dim,
+            "features_checksum": meta.checksum,
+            "index_bytes": path.stat().st_size,
+            "faiss_version": faiss.__version__,
+            "tool_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return path
+
+
+def read_index_meta(features_file: str | os.PathLike) -> dict[str, Any] | None:
+    """The saved index's description, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(index_meta_path(features_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == INDEX_FORMAT else None
+
+
+def index_is_current(
+    saved: dict[str, Any] | None, features_file: str | os.PathLike, meta: FeatureMeta
+) -> bool:
+    """True when the saved index was built from exactly these features and is complete on disk."""
+    if saved is None or saved.get("features_checksum") != meta.checksum:
+        return False
+    try:
+        return index_path(features_file).stat().st_size == saved.get("index_bytes")
+    except OSError:
+        return False
+
+
+def load_or_build_index(
+    features_file: str | os.PathLike,
+    kind: str = "auto",
+    *,
+    features: np.ndarray | None = None,
+    meta: FeatureMeta | None = None,
+    metric: str | None = None,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    m: int | None = None,
+    ef_search: int | None = None,
+    pca: int | None = None,
+    rerank: int | None = None,
+    save: bool = True,
+    progress: bool = True,
+    notify: Callable[[str], None] | None = None,
+) -> SearchIndex:
+    """The index to search ``features_file`` with.
+
+    ``kind="auto"`` uses the saved index when it is current, else exact search. A named kind
+    reuses the saved index when it is current and of that kind (search-time options such as
+    ``nprobe`` apply either way), else builds one (and, unless ``save=False`` or it is flat,
+    saves it). A stale saved index is rebuilt with a notice.
+    """
+    notify = notify or (lambda message: None)
+    if kind != "auto" and kind not in INDEX_KINDS:
+        raise unknown_name_error("index kind", kind, ("auto", *INDEX_KINDS))
+    if features is None or meta is None:
+        features, meta = load_features(features_file)
+    metric = metric or default_metric(meta)
+    saved = read_index_meta(features_file)
+    build_options = {"nlist": nlist, "m": m, "pca": pca}
+    if saved is not None and index_is_current(saved, features_file, meta):
+        same_build = all(v is None or saved["params"].get(k) == v for k, v in build_options.items())
+        if kind in ("auto", saved["kind"]) and saved["metric"] == metric and same_build:
+            return _load_saved(
+                features_file, saved, features, nprobe=nprobe, ef_search=ef_search, rerank=rerank
+            )
+    elif saved is not None:
+        notify(f"{index_path(features_file)} was built for other features; rebuilding it")
+        if kind == "auto":  # rebuild the same kind of index with the same build options
+            kind = saved["kind"]
+            nlist, m = nlist or saved["params"].get("nlist"), m or saved["params"].get("m")
+            pca = pca or saved["params"].get("pca")
+    if kind in ("auto", "flat"):
+        return exact_index(features, metric)
+    notify(
+        f"building a {kind} index over {meta.count} vectors (saved to {index_path(features_file)} for reuse)"
+    )
+    built = build_index(
+        features,
+        kind,
+        metric=metric,
+        nlist=nlist,
+        nprobe=nprobe,
+        m=m,
+        ef_search=ef_search,
+        pca=pca,
+        rerank=rerank,
+        progress=progress,
+    )
+    if save:
+        save_index(built, features_file, meta)
+    return built
+
+
+def _load_saved(
+    features_file: str | os.PathLike, saved: dict[str, Any], features: np.ndarray, **search_time: Any
+) -> SearchIndex:
+    path = index_path(features_file)
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise ReidError(
+            f"{path}: unreadable FAISS index ({' '.join(str(exc).split())[:200]}); "
+            "rebuild it with `reid-stra index build`"
+        ) from None
+    params = dict(saved["params"])
+    params.update({key: value for key, value in search_time.items() if value and key in params})
+    vectors = features if params.get("rerank") else None
+    return SearchIndex(
+        saved["kind"], saved["metric"], int(saved["count"]), int(saved["dim"]), index, vectors, params
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _core(index: Any) -> Any:
+    """The index under a PCA pre-transform (or the index itself)."""
+    if isinstance(index, faiss.IndexPreTransform):
+        return faiss.downcast_index(index.index)
+    return index
+
+
+def _configure_threads() -> None:
+    """FAISS defaults to every core the machine has; use only those this process may run on."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        available = os.cpu_count() or 1
+    faiss.omp_set_num_threads(max(1, available))
+
+
+def _faiss_metric(metric: str) -> int:
+    return faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+
+
+def _worst(metric: str) -> float:
+    return -np.inf if metric == "ip" else np.inf
+
+
+def _to_distances(scores: np.ndarray, indices: np.ndarray, metric: str) -> np.ndarray:
+    distances = (1.0 - scores) if metric == "ip" else scores.copy()
+    distances = distances.astype(np.float32, copy=False)
+    distances[indices < 0] = np.inf
+    return distances
+
+
+def _exact_scores(query: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "ip":
+        return vectors @ query
+    return ((vectors - query) ** 2).sum(axis=1)
+
+
+def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
+    queries = np.asarray(queries, dtype=np.float32)
+    if queries.ndim == 1:
+        queries = queries[None, :]
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise ReidError(f"query features have shape {queries.shape}; the gallery's dimension is {dim}")
+    return _contiguous(queries)
+
+
+def _contiguous(array: np.ndarray | None) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _largest_divisor(number: int, at_most: int) -> int:
+    return max(d for d in range(1, at_most + 1) if number % d == 0)
+
+
+class _quiet:
+    def __enter__(self) -> Callable[..., None]:
+        return lambda n=1, info="": None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

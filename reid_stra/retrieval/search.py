@@ -1,0 +1,170 @@
+"""Search a gallery feature file with query images (or query features).
+
+Queries are embedded with exactly the gallery's model, weights and preprocessing, read from
+its sidecar; anything the user passes that disagrees (another model, other weights) is an
+error, because distances between features of two different models are meaningless.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reid_stra.errors import ReidError
+from reid_stra.retrieval.features import FeatureMeta, check_compatible, features_path, load_features
+from reid_stra.retrieval.index import SearchIndex, load_or_build_index
+
+
+@dataclass
+class Match:
+    rank: int
+    distance: float
+    index: int  # row in the gallery feature file
+    path: str
+    pid: int | None
+    camid: int | None
+
+
+@dataclass
+class QueryResult:
+    query: str
+    pid: int | None
+    camid: int | None
+    matches: list[Match] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def extract_query_features(
+    query_inputs: Sequence[str | os.PathLike],
+    gallery_meta: FeatureMeta,
+    *,
+    model: str | None = None,
+    weights: str | os.PathLike | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = 2,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> tuple[np.ndarray, FeatureMeta]:
+    """Embed the query images the way the gallery was embedded; returns ``(features, meta)``."""
+    from reid_stra.models import load_model
+    from reid_stra.retrieval.extract import Preprocess, extract
+    from reid_stra.retrieval.inputs import expand_inputs, parse_ids
+
+    if model is not None and gallery_meta.model is not None and model != gallery_meta.model:
+        raise ReidError(
+            f"--model {model}: the gallery features were made with '{gallery_meta.model}'; "
+            "search with the same model (omit --model to use the gallery's) or re-extract the gallery"
+        )
+    if weights is None and gallery_meta.weights and not Path(gallery_meta.weights).exists():
+        raise ReidError(
+            f"the gallery's weights {gallery_meta.weights} no longer exist; pass --weights with the same "
+            "checkpoint (or give --query-features)"
+        )
+    paths = expand_inputs(query_inputs, option="QUERY")
+    net, info = load_model(
+        model or gallery_meta.model, weights if weights is not None else gallery_meta.weights, device=device
+    )
+    if gallery_meta.weights_sha256 and info.get("weights_sha256") != gallery_meta.weights_sha256:
+        raise ReidError(
+            f"--weights {info.get('weights')}: sha256 {str(info.get('weights_sha256'))[:12]} is not the "
+            f"checkpoint the gallery was extracted with ({gallery_meta.weights_sha256[:12]}); "
+            "use the same weights or re-extract the gallery"
+        )
+    preprocess = Preprocess(
+        tuple(gallery_meta.input_size),  # type: ignore[arg-type]
+        tuple(gallery_meta.mean),
+        tuple(gallery_meta.std),
+        gallery_meta.flip,
+        gallery_meta.normalized,
+    )
+    result = extract(
+        net,
+        paths,
+        preprocess,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        skip_bad=skip_bad,
+        progress=progress,
+    )
+    kept = [paths[i] for i in result.kept]
+    pids, camids = parse_ids(kept)
+    meta = FeatureMeta.from_model_info(
+        info,
+        kept,
+        pids=pids,
+        camids=camids,
+        input_size=gallery_meta.input_size,
+        normalized=gallery_meta.normalized,
+        flip=gallery_meta.flip,
+    )
+    meta.embedding_dim, meta.count = int(result.features.shape[1]), len(kept)
+    meta.skipped = [{"path": path, "reason": reason} for path, reason in result.failures]
+    return result.features, meta
+
+
+def search_gallery(
+    query_features: np.ndarray,
+    query_meta: FeatureMeta,
+    gallery_file: str | os.PathLike,
+    *,
+    top_k: int = 10,
+    index: str = "auto",
+    gallery: tuple[np.ndarray, FeatureMeta] | None = None,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+    query_name: str = "query features",
+    progress: bool = True,
+    notify: Callable[[str], None] | None = None,
+) -> list[QueryResult]:
+    """Top-``top_k`` gallery matches of every query row (closest first)."""
+    notify = notify or (lambda message: None)
+    gallery_file = features_path(gallery_file)
+    gallery_features, gallery_meta = gallery or load_features(gallery_file)
+    check_compatible(query_meta, gallery_meta, query_name, str(gallery_file))
+    if top_k < 1:
+        raise ReidError(f"--top-k {top_k}: must be at least 1")
+    if top_k > gallery_meta.count:
+        notify(f"--top-k {top_k}: the gallery has only {gallery_meta.count} images; showing all of them")
+        top_k = gallery_meta.count
+    searcher: SearchIndex = load_or_build_index(
+        gallery_file,
+        index,
+        features=gallery_features,
+        meta=gallery_meta,
+        nprobe=nprobe,
+        ef_search=ef_search,
+        progress=progress,
+        notify=notify,
+    )
+    distances, indices = searcher.search(query_features, top_k)
+    results = []
+    for row, path in enumerate(query_meta.paths):
+        result = QueryResult(path, _at(query_meta.pids, row), _at(query_meta.camids, row))
+        for rank, (distance, index_) in enumerate(zip(distances[row], indices[row], strict=True), start=1):
+            if index_ < 0:
+                break
+            g = int(index_)
+            result.matches.append(
+                Match(
+                    rank,
+                    float(distance),
+                    g,
+                    gallery_meta.paths[g],
+                    _at(gallery_meta.pids, g),
+                    _at(gallery_meta.camids, g),
+                )
+            )
+        results.append(result)
+    return results
+
+
+def _at(values: list[int] | None, row: int) -> int | None:
+    return None if values is None else int(values[row])

@@ -1,0 +1,88 @@
+"""`reid-stra train` as users call it: dry runs, option errors, refusing to lose work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TINY = ["--model", "mobilenetv2", "--pretrained", "none", "--height", "64", "--width", "32",
+        "--batch-size", "8", "--workers", "0", "--device", "cpu"]  # fmt: skip
+
+
+def test_dry_run_prints_resolved_config_and_writes_nothing(cli, synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = cli("train", "--root", synthetic_root, "--recipe", "strong", "--out", out, *TINY,
+                 "--lr", "0.01", "--set", "triplet_soft=true", "--dry-run", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    config = report["config"]
+    assert (config["lr"], config["batch_size"], config["triplet_soft"]) == (0.01, 8, True)  # options win
+    assert (config["sampler"], config["neck"], config["triplet_weight"]) == (
+        "identity",
+        "bnneck",
+        1.0,
+    )  # recipe
+    assert report["recipe"] == "strong" and report["data"]["splits"][0]["images"] == 48
+    assert not out.exists()
+
+
+def test_unknown_set_key_is_a_one_line_error(cli, synthetic_root: Path, tmp_path: Path) -> None:
+    result = cli(
+        "train", "--root", synthetic_root, "--out", tmp_path / "r", "--set", "bach_size=4", "--dry-run"
+    )
+    assert result.exit_code == 2
+    assert "unknown option 'bach_size' (did you mean 'batch_size'?)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_root_and_bad_values(cli, tmp_path: Path) -> None:
+    result = cli("train", "--out", tmp_path / "r", "--dry-run")
+    assert result.exit_code == 2 and "--root" in result.stderr
+    result = cli("train", "--root", tmp_path, "--out", tmp_path / "r", "--optimizer", "adma", "--dry-run")
+    assert result.exit_code == 2 and "did you mean 'adam'" in result.stderr
+
+
+def test_imagenet_offline_error_says_what_to_pass(
+    cli, synthetic_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import reid_stra.models.build as build
+    from reid_stra.errors import ReidError
+
+    def offline(model, name):
+        raise ReidError(
+            "pretrained=imagenet: cannot download https://download.pytorch.org/x.pth (no network)"
+        )
+
+    monkeypatch.setattr(build, "imagenet_weights", offline)
+    args = [a for a in TINY if a not in ("--pretrained", "none")]
+    result = cli(
+        "train", "--root", synthetic_root, "--out", tmp_path / "r", *args, "--pretrained", "imagenet"
+    )
+    assert result.exit_code == 2
+    assert "--pretrained FILE" in result.stderr and "--pretrained none" in result.stderr
+
+
+def test_train_then_refuse_then_resume(cli, synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    common = [
+        "train",
+        "--root",
+        synthetic_root,
+        "--out",
+        out,
+        *TINY,
+        "--eval-every",
+        "0",
+        "--fixbase-epochs",
+        "0",
+    ]
+    result = cli(*common, "--epochs", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "loss" in result.stdout and f"outputs in {out}" in result.stderr.replace("\n", "")
+    again = cli(*common, "--epochs", "1")
+    assert again.exit_code == 2 and "already holds a run" in again.stderr and "--resume" in again.stderr
+    longer = cli("train", "--out", out, "--resume", "--epochs", "2", "--json")  # extend the finished run
+    assert longer.exit_code == 0, longer.stderr
+    summary = json.loads(longer.stdout)
+    assert summary["epochs_done"] == 2 and summary["finished"]
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]

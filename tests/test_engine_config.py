@@ -1,0 +1,101 @@
+"""Training config: recipe < config file < options, unknown keys, types, round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from reid_stra.engine.config import RECIPES, TrainConfig, resolve_config, save_config
+from reid_stra.errors import ReidError
+
+
+def test_precedence_recipe_file_options(tmp_path) -> None:
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("lr: 1e-3\nepochs: 7\nmilestones: [2, 5]\n")
+    plain = resolve_config("strong", overrides={"root": "d"})
+    assert plain.lr == RECIPES["strong"]["lr"] and plain.sampler == "identity" and plain.neck == "bnneck"
+    from_file = resolve_config("strong", cfg_file, {"root": "d"})
+    assert (from_file.lr, from_file.epochs, from_file.milestones) == (1e-3, 7, [2, 5])
+    assert from_file.triplet_weight == RECIPES["strong"]["triplet_weight"]  # untouched keys: recipe
+    from_option = resolve_config("strong", cfg_file, {"root": "d", "lr": 5e-3})
+    assert (from_option.lr, from_option.epochs) == (5e-3, 7)
+
+
+def test_default_recipe_is_the_papers() -> None:
+    cfg = resolve_config(overrides={"root": "d"})
+    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs, cfg.fixbase_epochs) == (
+        "adam",
+        3e-4,
+        32,
+        100,
+        8,
+    )
+    assert cfg.label_smoothing == 0.1 and cfg.step_size == 20
+
+
+def test_toml_file_and_recipe_key(tmp_path) -> None:
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text('recipe = "strong"\nbatch_size = 32\nroot = "/data"\n')
+    cfg = resolve_config(None, cfg_file)
+    assert (
+        cfg.batch_size == 32
+        and cfg.root == "/data"
+        and cfg.warmup_epochs == RECIPES["strong"]["warmup_epochs"]
+    )
+    assert resolve_config("paper", cfg_file).sampler == "random"  # --recipe beats the file's recipe
+
+
+def test_unknown_key_names_it_with_a_suggestion(tmp_path) -> None:
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("bach_size: 16\n")
+    with pytest.raises(
+        ReidError, match=r"run.yaml: unknown option 'bach_size' \(did you mean 'batch_size'\?\)"
+    ):
+        resolve_config(None, cfg_file)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("epochs: ten\n", "'epochs' must be an integer"),
+        ("amp: 1\n", "'amp' must be true or false"),
+        ("lr: fast\n", "'lr' must be a number"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("epochs: [\n", "not valid yaml"),
+    ],
+)
+def test_bad_files_are_one_line_errors(tmp_path, text: str, match: str) -> None:
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text(text)
+    with pytest.raises(ReidError, match=match):
+        resolve_config(None, cfg_file)
+
+
+def test_missing_file_and_unknown_recipe() -> None:
+    with pytest.raises(ReidError, match="file not found"):
+        resolve_config(None, "/nonexistent/run.yaml")
+    with pytest.raises(ReidError, match="did you mean 'strong'"):
+        resolve_config("strng")
+
+
+def test_saved_config_reloads_identically(tmp_path) -> None:
+    cfg = resolve_config("strong", overrides={"root": "/d", "epochs": 3, "model_kwargs": {"width_mult": 1.4}})
+    save_config(cfg, tmp_path / "config.yaml", recipe="strong")
+    assert resolve_config(None, tmp_path / "config.yaml") == cfg
+    assert (tmp_path / "config.yaml").read_text().splitlines()[1] == "recipe: strong"
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"root": ""}, "--root"),
+        ({"batch_size": 30, "sampler": "identity", "num_instances": 4}, "multiple of --num-instances"),
+        ({"triplet_weight": 1.0, "sampler": "random"}, "sampler: identity"),
+        ({"epochs": 0}, "--epochs 0"),
+        ({"fixbase_epochs": 5, "epochs": 2}, "--fixbase-epochs"),
+        ({"sampler": "pk"}, "unknown sampler"),
+    ],
+)
+def test_validate_rejects_unrunnable_values(changes, match: str) -> None:
+    values = {"root": "/d"} | changes
+    with pytest.raises(ReidError, match=match):
+        TrainConfig(**values).validate()

@@ -1,0 +1,246 @@
+"""Training runs end to end on the synthetic data: outputs, exact resume, kills, damaged files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from reid_stra.engine.checkpoint import load_training_checkpoint
+from reid_stra.engine.trainer import plan_run, train
+from reid_stra.errors import ReidError
+
+# A tiny but complete run: fixbase epoch then full training, validation every epoch, augmentation on.
+TINY = {
+    "model": "mobilenetv2",
+    "pretrained": "none",
+    "height": 64,
+    "width": 32,
+    "batch_size": 8,
+    "workers": 0,
+    "device": "cpu",
+    "epochs": 3,
+    "fixbase_epochs": 1,
+    "eval_every": 1,
+    "lr": 1e-3,
+    "seed": 3,
+}
+
+
+def _overrides(root: Path, **changes) -> dict:
+    return {"root": str(root), **TINY, **changes}
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_training_checkpoint(out / "last.pth")["state_dict"]
+
+
+def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def reference_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uninterrupted run every interrupted one must reproduce exactly."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    summary = train(plan_run(out, recipe="paper", overrides=_overrides(synthetic_root)))
+    assert summary["finished"] and summary["epochs_done"] == 3
+    return out
+
+
+def test_run_writes_its_outputs(reference_run: Path) -> None:
+    names = {p.name for p in reference_run.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "last.pth", "prev.pth", "best.pth", "model_final.pth"} <= names
+    records = _metrics(reference_run)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[0]["fixbase"] and not records[1]["fixbase"]
+    for record in records:
+        assert {"loss", "ce", "acc", "lr", "images_per_s", "epoch_time_s", "mAP", "rank1"} <= record.keys()
+        assert record["images"] == 48
+    checkpoint = load_training_checkpoint(reference_run / "last.pth")
+    assert checkpoint["epoch"] == 3 and checkpoint["config"]["model"] == "mobilenetv2"
+    assert checkpoint["best_mAP"] == max(r["mAP"] for r in records)
+    # The exported model is what `reid-stra evaluate` loads: right model, training input size.
+    from reid_stra.models import load_model
+
+    model, info = load_model(weights=reference_run / "model_final.pth")
+    assert info["model"] == "mobilenetv2" and info["input_size"] == (64, 32)
+    # config.yaml reproduces the run's config exactly.
+    from reid_stra.engine.config import resolve_config
+
+    assert resolve_config(None, reference_run / "config.yaml").to_dict() == checkpoint["config"]
+
+
+def test_fixbase_epoch_trains_only_new_layers(synthetic_root: Path, tmp_path: Path) -> None:
+    from reid_stra.models import build_model
+
+    out = tmp_path / "run"
+    train(plan_run(out, overrides=_overrides(synthetic_root, epochs=1, eval_every=0)), stop_after_epochs=1)
+    trained = _weights(out)
+    torch.manual_seed(3)  # the run seeds its model init with --seed
+    initial = build_model("mobilenetv2", num_classes=8).state_dict()
+    changed = {key for key in trained if not torch.equal(trained[key], initial[key])}
+    assert changed, "nothing was trained"
+    new = tuple(f"features.{i}." for i in range(14, 19)) + ("classifier.",)
+    assert all(key.startswith(new) for key in changed), sorted(changed)[:5]
+
+
+def test_resume_equals_uninterrupted_run(synthetic_root: Path, tmp_path: Path, reference_run: Path) -> None:
+    out = tmp_path / "run"
+    first = train(plan_run(out, recipe="paper", overrides=_overrides(synthetic_root)), stop_after_epochs=1)
+    assert not first["finished"] and first["epochs_done"] == 1 and not (out / "model_final.pth").exists()
+    notes: list[str] = []
+    summary = train(plan_run(out, resume=True), notice=notes.append)
+    assert summary["finished"]
+    assert any("resuming from" in note and "epoch 1 of 3" in note for note in notes)
+    _assert_same_weights(_weights(out), _weights(reference_run))
+    assert [_untimed(r) for r in _metrics(out)] == [_untimed(r) for r in _metrics(reference_run)]
+
+
+def _untimed(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("images_per_s", "epoch_time_s", "data_wait_s")}
+
+
+def test_truncated_last_checkpoint_falls_back_to_previous(tmp_path: Path, reference_run: Path) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(reference_run, out)
+    data = (out / "last.pth").read_bytes()
+    (out / "last.pth").write_bytes(data[: len(data) // 2])  # as if the disk lost the end of it
+    notes: list[str] = []
+    summary = train(plan_run(out, resume=True), notice=notes.append)
+    assert any("skipping" in n and "last.pth" in n for n in notes), notes
+    assert any("resuming from" in n and "prev.pth" in n for n in notes), notes
+    assert summary["finished"] and (out / "last.pth.damaged").exists()
+    _assert_same_weights(_weights(out), _weights(reference_run))  # epoch 3 redone identically
+
+
+def test_no_readable_checkpoint_is_a_clear_error(tmp_path: Path, reference_run: Path) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(reference_run, out)
+    for name in ("last.pth", "prev.pth"):
+        (out / name).write_bytes(b"not a checkpoint")
+    with pytest.raises(ReidError, match="no readable checkpoint.*--overwrite"):
+        plan_run(out, resume=True)
+
+
+def test_killed_run_resumes_to_the_same_weights(
+    synthetic_root: Path, tmp_path: Path, reference_run: Path
+) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", "market1501", "--recipe", "paper", "--out", str(out)]
+    for key, value in _overrides(synthetic_root).items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    env = os.environ | {"REID_STRA_NO_PROGRESS": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    launcher = [sys.executable, "-c", "import sys; from reid_stra.cli.app import main; main()"]
+    process = subprocess.Popen(launcher + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "last.pth").exists():  # epoch 1 done: kill it during epoch 2
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the run never wrote a checkpoint"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+    assert load_training_checkpoint(out / "last.pth")["epoch"] < 3
+    resumed = subprocess.run(launcher + ["train", "--out", str(out), "--resume", "--json"], env=env,
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["finished"] is True
+    _assert_same_weights(_weights(out), _weights(reference_run))
+
+
+def test_existing_run_is_never_overwritten_silently(synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    with pytest.raises(ReidError, match="already holds a run.*--resume.*--overwrite"):
+        plan_run(out, overrides=_overrides(synthetic_root))
+    with pytest.raises(ReidError, match="choose one"):
+        plan_run(out, overrides=_overrides(synthetic_root), resume=True, overwrite=True)
+    summary = train(
+        plan_run(out, overrides=_overrides(synthetic_root, eval_every=0), overwrite=True), stop_after_epochs=1
+    )
+    assert summary["epochs_done"] == 1 and _metrics(out)[0]["epoch"] == 1 and len(_metrics(out)) == 1
+
+
+def test_resume_without_checkpoint_starts_fresh(synthetic_root: Path, tmp_path: Path) -> None:
+    plan = plan_run(tmp_path / "run", overrides=_overrides(synthetic_root), resume=True)
+    assert plan.checkpoint is None and any("starting a fresh run" in n for n in plan.notes)
+    # ... but never over a finished run whose checkpoints were deleted (its model would be lost).
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model_final.pth").write_bytes(b"weights")
+    with pytest.raises(ReidError, match="no checkpoint to resume from; use --overwrite"):
+        plan_run(tmp_path / "run", overrides=_overrides(synthetic_root), resume=True)
+
+
+def test_second_training_into_the_same_folder_fails(synthetic_root: Path, tmp_path: Path) -> None:
+    from reid_stra.utils.atomic import exclusive_lock
+
+    out = tmp_path / "run"
+    plan = plan_run(out, overrides=_overrides(synthetic_root))
+    with exclusive_lock(out / "last.pth"), pytest.raises(ReidError, match="another reid-stra process"):
+        train(plan)
+    assert not (out / "metrics.jsonl").exists()
+
+
+def test_worker_seeding_repeats_augmentation_after_restart(synthetic_root: Path) -> None:
+    """With workers > 0, epoch e's batches (augmentation included) do not depend on earlier epochs."""
+    from reid_stra.data import load_dataset
+    from reid_stra.data.loading import build_train_loader
+    from reid_stra.data.transforms import build_train_transform
+    from reid_stra.engine.trainer import seed_loader_epoch
+
+    samples = load_dataset("market1501", synthetic_root).train
+    transform = build_train_transform((32, 16), random_erasing=1.0)
+
+    def epoch_batches(loader, epoch: int) -> list[torch.Tensor]:
+        seed_loader_epoch(loader, seed=5, epoch=epoch, rank=0)
+        return [images for images, *_ in loader]
+
+    def new_loader():
+        return build_train_loader(samples, transform, batch_size=16, sampler="random", workers=2, seed=5)
+
+    continued = new_loader()
+    epoch_batches(continued, 0)
+    after_epoch0 = epoch_batches(continued, 1)
+    restarted = epoch_batches(new_loader(), 1)
+    assert all(torch.equal(a, b) for a, b in zip(after_epoch0, restarted, strict=True))
+    assert not torch.equal(after_epoch0[0], epoch_batches(new_loader(), 2)[0])
+
+
+def test_mAP_rises_well_above_the_untrained_model(shared_dir: Path, tmp_path: Path) -> None:
+    """ImageNet-initialized MobileNetV2 (the paper's recipe) learns the synthetic identities."""
+    from reid_stra.data import load_dataset, make_synthetic_dataset
+    from reid_stra.metrics.evaluation import evaluate_model
+    from reid_stra.models import build_model
+
+    imagenet = shared_dir / "weights" / "mobilenetv2_imagenet_legacy.pt"
+    root = make_synthetic_dataset(tmp_path / "data", num_train_ids=32, num_test_ids=8, cameras=3,
+                                  images_per_id_cam=2, size=(64, 32), seed=1)  # fmt: skip
+    dataset = load_dataset("market1501", root)
+    untrained = build_model("mobilenetv2", num_classes=32, pretrained=imagenet)
+    untrained.default_cfg["input_size"] = (64, 32)
+    before = evaluate_model(untrained, dataset.query, dataset.gallery, workers=0, progress=False)["mAP"]
+    overrides = _overrides(root, pretrained=str(imagenet), batch_size=32, epochs=4, eval_every=4,
+                           fixbase_epochs=0, random_crop=False)  # fmt: skip
+    summary = train(plan_run(tmp_path / "run", recipe="paper", overrides=overrides))
+    after = summary["final"]["mAP"]
+    assert after > before + 0.25 and after > 0.45, (before, after)
+    assert summary["best_mAP"] == after and Path(summary["best_checkpoint"]).exists()

@@ -1,0 +1,184 @@
+"""Every registered model: builds, trains, evaluates; the paper's complexity numbers; the CLI table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reid_stra import ReidError
+from reid_stra.models import (
+    build_model,
+    capture_mode_maps,
+    count_flops,
+    list_models,
+    measure_complexity,
+    mode_blocks,
+)
+
+EXPECTED_MODELS = {
+    "resnet50",
+    "stra_resnet50",
+    "local_resnet50",
+    "stra_resnet50_nointer",
+    "conv_mode_resnet50",
+    "gconv_mode_resnet50",
+    "sasa_mode_resnet50",
+    "sasa_resnet50",
+    "se_resnet50",
+    "nonlocal_resnet50",
+    "mobilenetv2",
+    "mobilenetv2_x1_4",
+    "stra_mobilenetv2",
+    "stra_mobilenetv2_x1_4",
+}
+WITH_MODE_ATTENTION = {
+    "stra_resnet50",
+    "stra_resnet50_nointer",
+    "conv_mode_resnet50",
+    "gconv_mode_resnet50",
+    "sasa_mode_resnet50",
+    "stra_mobilenetv2",
+    "stra_mobilenetv2_x1_4",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small inputs are many tiny ops: one thread runs them fastest, and does not stall behind
+    other processes on a shared machine (two threads were 10-25x slower here under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_listed_model_is_registered() -> None:
+    assert EXPECTED_MODELS <= set(list_models())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_MODELS))
+def test_model_trains_and_evaluates(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5)
+    dim = model.default_cfg["embedding_dim"]
+    x = torch.randn(2, 3, 64, 32)
+    out = model.train()(x)
+    assert set(out) == {"logits", "features", "diversity"}
+    assert out["logits"].shape == (2, 5)
+    assert out["features"].shape[0] == 2
+    assert out["diversity"].dim() == 0 and torch.isfinite(out["diversity"])
+    if name in WITH_MODE_ATTENTION:
+        assert out["diversity"] > 0
+    else:
+        assert out["diversity"] == 0
+    (out["logits"].logsumexp(1).mean() + out["diversity"]).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient reaches {missing[:3]}"
+    with torch.no_grad():
+        embedding = model.eval()(x)
+    assert embedding.shape == (2, dim) and torch.isfinite(embedding).all()
+
+
+def test_default_cfg_describes_how_to_rebuild() -> None:
+    model = build_model("stra_resnet50", num_classes=7, reduction=4)
+    cfg = model.default_cfg
+    assert cfg["name"] == "stra_resnet50"
+    assert cfg["input_size"] == (256, 128)
+    assert cfg["embedding_dim"] == 512
+    assert len(cfg["mean"]) == len(cfg["std"]) == 3
+    assert cfg["kwargs"] == {"num_classes": 7, "reduction": 4}
+
+
+def test_any_batch_and_input_size_divisible_by_32() -> None:
+    model = build_model("stra_resnet50").eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 96, 64)).shape == (1, 512)
+        assert model(torch.randn(3, 3, 64, 32)).shape == (3, 512)
+
+
+def test_no_classifier_gives_no_logits() -> None:
+    out = build_model("mobilenetv2").train()(torch.randn(2, 3, 64, 32))
+    assert out["logits"] is None
+    assert out["features"].shape == (2, 1280)
+
+
+def test_bnneck_head() -> None:
+    model = build_model("resnet50", num_classes=4, neck="bnneck")
+    assert model.classifier.bias is None
+    assert not model.bnneck.bias.requires_grad
+    x = torch.randn(2, 3, 64, 32)
+    out = model.train()(x)
+    assert out["features"].shape == (2, 2048)  # pre-BN features for the triplet loss
+    model.eval()
+    with torch.no_grad():
+        embedding = model(x)
+        pooled = model.global_avg_pool(model.forward_features(x)).flatten(1)
+    assert torch.allclose(embedding, model.bnneck(pooled))  # test time: the BN output
+
+
+def test_bad_options_are_user_errors() -> None:
+    with pytest.raises(ReidError, match="unknown option"):
+        build_model("stra_resnet50", width=3)
+    with pytest.raises(ReidError, match="neck"):
+        build_model("resnet50", neck="gem")
+    with pytest.raises(ReidError, match="did you mean 'stra_resnet50'"):
+        build_model("stra_resnet5")
+
+
+def test_paper_complexity_resnet50_and_stra_resnet50() -> None:
+    baseline = measure_complexity(build_model("resnet50"), (256, 128))
+    stra = measure_complexity(build_model("stra_resnet50", num_classes=751), (256, 128))
+    assert round(baseline.params / 1e6, 2) == 24.56
+    assert round(baseline.flops / 1e9, 2) == 4.05
+    # The paper measured the authors' own model at 17.622M / 3.166G (classifier not counted).
+    assert round(stra.params / 1e6, 3) == 17.622
+    assert round(stra.flops / 1e9, 3) == 3.166
+
+
+def test_mobilenet_stra_flops_within_five_percent_of_baseline() -> None:
+    for width in ("", "_x1_4"):
+        baseline = count_flops(build_model(f"mobilenetv2{width}"))
+        stra = count_flops(build_model(f"stra_mobilenetv2{width}"))
+        assert baseline < stra <= 1.05 * baseline
+
+
+def test_capture_mode_maps_names_blocks() -> None:
+    model = build_model("stra_resnet50").eval()
+    assert [name for name, _ in mode_blocks(model)] == ["layer4.0", "layer4.1", "layer4.2"]
+    with capture_mode_maps(model) as maps, torch.no_grad():
+        model(torch.randn(2, 3, 64, 32))
+        model(torch.randn(1, 3, 64, 32))
+    assert maps.names == ["layer4.0", "layer4.1", "layer4.2"] * 2
+    assert maps[0].shape == (2, 8, 4, 2)
+    by_block = maps.by_block()
+    assert set(by_block) == {"layer4.0", "layer4.1", "layer4.2"}
+    assert by_block["layer4.0"].shape == (3, 8, 4, 2)
+    with torch.no_grad():
+        model(torch.randn(2, 3, 64, 32))
+    assert len(maps) == 6  # nothing captured after the block
+
+
+def test_models_command_json(cli) -> None:
+    result = cli("models", "--json", "-m", "resnet50", "-m", "stra_resnet50")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)["models"]}
+    assert (rows["resnet50"]["params_m"], rows["resnet50"]["gflops"]) == pytest.approx((24.558, 4.054), abs=1e-3)
+    assert (rows["stra_resnet50"]["params_m"], rows["stra_resnet50"]["gflops"]) == pytest.approx(
+        (17.622, 3.166), abs=1e-3
+    )
+    assert rows["stra_resnet50"]["paper"]["mAP"] == 84.1
+    assert rows["stra_resnet50"]["embedding_dim"] == 512
+
+
+def test_models_command_lists_all_and_rejects_bad_input(cli) -> None:
+    listing = cli("models", "--no-flops", "--json")
+    assert listing.exit_code == 0, listing.stderr
+    assert {row["name"] for row in json.loads(listing.stdout)["models"]} >= EXPECTED_MODELS
+    table = cli("models", "--no-flops", "-m", "stra_mobilenetv2")
+    assert table.exit_code == 0 and "stra_mobilenetv2" in table.stdout
+    bad_size = cli("models", "--size", "250x128")
+    assert bad_size.exit_code == 2 and "--size" in bad_size.stderr
+    bad_name = cli("models", "-m", "stra_resnet")
+    assert bad_name.exit_code == 2 and "unknown model" in bad_name.stderr

@@ -1,0 +1,171 @@
+"""FAISS indexes: exact search equals brute force, approximate ones find the neighbours, reuse is safe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reid_stra.errors import ReidError
+from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
+from reid_stra.retrieval.index import (
+    build_index,
+    exact_index,
+    index_path,
+    knn,
+    load_or_build_index,
+    read_index_meta,
+    save_index,
+)
+
+
+def _clustered(ids: int = 200, views: int = 10, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Re-ID-like: noisy L2-normalized views around identity centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((ids, dim)).astype(np.float32)
+    feats = np.repeat(centres, views, axis=0) + 0.4 * rng.standard_normal((ids * views, dim)).astype(
+        np.float32
+    )
+    return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+
+def _brute_force(queries: np.ndarray, gallery: np.ndarray, k: int, metric: str):
+    if metric == "ip":
+        distances = 1.0 - queries @ gallery.T
+    else:
+        distances = ((queries[:, None, :] - gallery[None, :, :]) ** 2).sum(-1)
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(distances, order, axis=1), order
+
+
+def _save(tmp_path: Path, feats: np.ndarray, name: str = "gallery.npy") -> Path:
+    path = tmp_path / name
+    meta = FeatureMeta(
+        paths=[f"/g/{i}.jpg" for i in range(len(feats))], model="m", embedding_dim=feats.shape[1]
+    )
+    save_features(path, feats, meta)
+    return path
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_flat_search_equals_numpy_brute_force(metric: str) -> None:
+    rng = np.random.default_rng(1)
+    gallery = rng.standard_normal((300, 24)).astype(np.float32)
+    queries = rng.standard_normal((17, 24)).astype(np.float32)
+    expected_d, expected_i = _brute_force(queries, gallery, 10, metric)
+    for searcher in (
+        exact_index(gallery, metric),
+        build_index(gallery, "flat", metric=metric, progress=False),
+    ):
+        distances, indices = searcher.search(queries, 10)
+        np.testing.assert_array_equal(indices, expected_i)
+        np.testing.assert_allclose(distances, expected_d, rtol=1e-4, atol=1e-4)
+    d2, i2 = knn(queries, gallery, 10, metric)
+    np.testing.assert_array_equal(i2, expected_i)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [("ivf", {}), ("hnsw", {}), ("ivfpq", {"m": 8}), ("hnsw", {"pca": 16}), ("ivf", {"pca": 16})],
+)
+def test_approximate_indexes_find_the_exact_neighbours(kind: str, options: dict) -> None:
+    gallery = _clustered()
+    queries = _clustered(seed=0)[::37] + 0.01
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    _, exact = exact_index(gallery).search(queries, 10)
+    distances, found = build_index(gallery, kind, progress=False, **options).search(queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)])
+    assert recall >= 0.95
+    assert np.all(np.diff(distances, axis=1) >= -1e-6)  # closest first
+
+
+def test_top_k_is_clamped_to_gallery_size() -> None:
+    gallery = _clustered(ids=3, views=2)
+    distances, indices = exact_index(gallery).search(gallery[:2], 50)
+    assert indices.shape == (2, 6) and sorted(indices[0]) == list(range(6))
+
+
+def test_query_dimension_mismatch_is_an_error() -> None:
+    with pytest.raises(ReidError, match="dimension is 32"):
+        exact_index(_clustered()).search(np.zeros((2, 16), np.float32), 5)
+
+
+def test_bad_options_name_the_option() -> None:
+    gallery = _clustered(ids=20, views=5)
+    with pytest.raises(ReidError, match="unknown index kind 'ivv'.*did you mean 'ivf'"):
+        build_index(gallery, "ivv")
+    with pytest.raises(ReidError, match="--nlist 1000"):
+        build_index(gallery, "ivf", nlist=1000)
+    with pytest.raises(ReidError, match="--m 7"):
+        build_index(_clustered(), "ivfpq", m=7, progress=False)
+    with pytest.raises(ReidError, match="ivfpq: needs at least"):
+        build_index(gallery, "ivfpq")
+    with pytest.raises(ReidError, match="--pca 32: must be between"):
+        build_index(gallery, "hnsw", pca=32)
+    with pytest.raises(ReidError, match="--pca: exact"):
+        build_index(gallery, "flat", pca=8)
+
+
+def test_saved_index_is_reused_then_rebuilt_when_features_change(tmp_path: Path) -> None:
+    path = _save(tmp_path, _clustered())
+    feats, meta = load_features(path)
+    notes: list[str] = []
+    built = load_or_build_index(path, "ivf", notify=notes.append, progress=False)
+    assert built.kind == "ivf" and index_path(path).is_file()
+    assert any("building" in n for n in notes)
+    first_meta = read_index_meta(path)
+
+    notes.clear()
+    again = load_or_build_index(path, "auto", notify=notes.append, nprobe=3)
+    assert again.kind == "ivf" and again.params["nprobe"] == 3 and not notes  # loaded, not rebuilt
+    assert read_index_meta(path) == first_meta
+    np.testing.assert_array_equal(again.search(feats[:5], 5)[1], built.search(feats[:5], 5)[1])
+
+    _save(tmp_path, _clustered(seed=5))  # the features change under the index
+    new_feats, _ = load_features(path)
+    rebuilt = load_or_build_index(path, "auto", notify=notes.append, progress=False)
+    assert any("other features" in n for n in notes)
+    assert rebuilt.kind == "ivf"
+    assert read_index_meta(path)["features_checksum"] != first_meta["features_checksum"]
+    _, exact = exact_index(new_feats).search(new_feats[:5], 1)
+    assert np.array_equal(rebuilt.search(new_feats[:5], 1)[1], exact)
+
+
+def test_auto_without_saved_index_is_exact(tmp_path: Path) -> None:
+    path = _save(tmp_path, _clustered(ids=10, views=3))
+    searcher = load_or_build_index(path, "auto")
+    assert searcher.kind == "flat" and searcher.index is None
+    assert not index_path(path).exists()
+
+
+def test_ivfpq_reranks_with_exact_vectors_after_reload(tmp_path: Path) -> None:
+    path = _save(tmp_path, _clustered())
+    feats, meta = load_features(path)
+    built = build_index(feats, "ivfpq", m=8, progress=False)
+    save_index(built, path, meta)
+    loaded = load_or_build_index(path, "ivfpq")
+    assert loaded.vectors is not None
+    distances, indices = loaded.search(feats[:3], 4)
+    expected_d, expected_i = _brute_force(feats[:3], feats, 4, "ip")
+    np.testing.assert_array_equal(indices[:, 0], expected_i[:, 0])
+    np.testing.assert_allclose(distances[:, 0], expected_d[:, 0], atol=1e-5)
+
+
+def test_pca_index_round_trip_reranks_exactly(tmp_path: Path) -> None:
+    path = _save(tmp_path, _clustered())
+    feats, meta = load_features(path)
+    save_index(build_index(feats, "hnsw", pca=12, progress=False), path, meta)
+    loaded = load_or_build_index(path, "auto", ef_search=80)
+    assert loaded.reranked and loaded.params["pca"] == 12 and loaded.params["ef_search"] == 80
+    distances, indices = loaded.search(feats[:20], 5)
+    expected_d, expected_i = _brute_force(feats[:20], feats, 5, "ip")
+    assert np.mean(indices == expected_i) >= 0.95
+    np.testing.assert_allclose(distances[:, 0], expected_d[:, 0], atol=1e-5)  # exact distances
+
+
+def test_exact_search_needs_no_saved_index(tmp_path: Path) -> None:
+    path = _save(tmp_path, _clustered(ids=5, views=2))
+    feats, meta = load_features(path)
+    with pytest.raises(ReidError, match="needs no saved index"):
+        save_index(exact_index(feats), path, meta)
