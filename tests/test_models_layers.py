@@ -119,3 +119,21 @@ def test_mode_attention_pooling_is_a_distribution_and_diversity_in_range() -> No
     # G - sum_i max_g P[g, i] lies in [0, G - 1]: 0 when modes pool disjoint places.
     assert module.last_diversity.shape == (3,)
     assert ((module.last_diversity >= 0) & (module.last_diversity <= 7)).all()
+
+
+def test_sasa_matches_a_naive_unfold_implementation() -> None:
+    from reid_stra.models.layers import SASA
+
+    torch.manual_seed(0)
+    module = SASA(32, 32, heads=4, kernel_size=3).double()
+    x = torch.randn(2, 32, 5, 4, dtype=torch.float64)
+    q, k, v = module.query_conv(x), module.key_conv(x), module.value_conv(x)
+    batch, channels, height, width = q.shape
+    heads, n = 4, channels // 4
+    keys = F.unfold(k, 3, padding=1).view(batch, heads, n, 9, height, width)
+    values = F.unfold(v, 3, padding=1).view(batch, heads, n, 9, height, width)
+    relative = module.relative_embedding().view(1, heads, n, 9, 1, 1)
+    logits = (q.view(batch, heads, n, 1, height, width) * (keys + relative)).sum(2)
+    expected = (logits.softmax(2).unsqueeze(2) * values).sum(3).view(batch, channels, height, width)
+    with torch.no_grad():
+        assert torch.allclose(module(x), expected, atol=1e-12)

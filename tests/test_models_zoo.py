@@ -182,3 +182,24 @@ def test_models_command_lists_all_and_rejects_bad_input(cli) -> None:
     assert bad_size.exit_code == 2 and "--size" in bad_size.stderr
     bad_name = cli("models", "-m", "stra_resnet")
     assert bad_name.exit_code == 2 and "unknown model" in bad_name.stderr
+
+
+@pytest.mark.parametrize("name", ["stra_resnet50", "stra_mobilenetv2", "sasa_mode_resnet50"])
+def test_attention_models_fold_batchnorm_with_torch_fx(name: str) -> None:
+    """Extraction folds BN with torch.fx; StRA models must trace and give the same embedding."""
+    from torch.fx.experimental.optimization import fuse
+
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_var.uniform_(0.5, 1.5)
+            module.running_mean.normal_(0, 0.1)
+    fused = fuse(model)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules()) < sum(
+        isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()
+    )
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        expected = model(x)
+        assert torch.allclose(fused(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import reid_stra.data.loading as loading
 import reid_stra.retrieval.extract as extract_module
 from reid_stra.data.images import read_image
 from reid_stra.data.transforms import build_eval_transform
@@ -158,7 +159,7 @@ def test_resume_reuses_finished_chunks(tmp_path: Path, model: TinyNet, monkeypat
     paths = _images(tmp_path / "img", 10)
     out = tmp_path / "feats.npy"
     decoded: list[str] = []
-    real_read = extract_module.read_image
+    real_read = loading.read_image
 
     def counting_read(path):
         decoded.append(str(path))
@@ -166,7 +167,7 @@ def test_resume_reuses_finished_chunks(tmp_path: Path, model: TinyNet, monkeypat
             raise _Interrupt("simulated Ctrl+C")
         return real_read(path)
 
-    monkeypatch.setattr(extract_module, "read_image", counting_read)
+    monkeypatch.setattr(loading, "read_image", counting_read)  # the one decoder extraction uses
     options = {"workers": 0, "batch_size": 2, "chunk_size": 4, "progress": False}
     interrupt_after = 5  # dies inside the second chunk: only chunk 0 (images 0-3) is finished
     with pytest.raises(_Interrupt):

@@ -105,6 +105,10 @@ def test_bad_options_name_the_option() -> None:
         build_index(gallery, "hnsw", pca=32)
     with pytest.raises(ReidError, match="--pca: exact"):
         build_index(gallery, "flat", pca=8)
+    with pytest.raises(ReidError, match="--nlist: does not apply to --kind hnsw"):
+        build_index(gallery, "hnsw", nlist=8)
+    with pytest.raises(ReidError, match="--rerank: does not apply to --kind ivf"):
+        build_index(gallery, "ivf", rerank=3)
 
 
 def test_saved_index_is_reused_then_rebuilt_when_features_change(tmp_path: Path) -> None:

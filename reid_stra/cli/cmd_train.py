@@ -20,11 +20,10 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train)
 
 
-_FROM_RECIPE = "default: from the recipe / --config file"
-
-
 def train(
-    data: str | None = typer.Option(None, "--data", help=f"Dataset name, e.g. market1501 ({_FROM_RECIPE})."),
+    data: str | None = typer.Option(
+        None, "--data", help="Dataset name, see `reid-stra datasets` (default: market1501)."
+    ),
     root: Path | None = typer.Option(None, "--root", help="Folder holding the dataset."),
     data_opt: list[str] = typer.Option(
         [], "--data-opt", help="Dataset reader option KEY=VALUE (repeatable), e.g. variant=detected."
@@ -45,15 +44,19 @@ def train(
         "--out",
         help="Output folder for config, metrics log and checkpoints (default: runs/MODEL_DATA).",
     ),
-    epochs: int | None = typer.Option(None, "--epochs", help=f"Epochs to train ({_FROM_RECIPE})."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs to train (paper: 100, strong: 120)."),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", help=f"Images per step over all processes ({_FROM_RECIPE})."
+        None, "--batch-size", help="Images per step over all processes (paper: 32, strong: 64)."
     ),
-    lr: float | None = typer.Option(None, "--lr", help=f"Base learning rate ({_FROM_RECIPE})."),
-    optimizer: str | None = typer.Option(None, "--optimizer", help="adam, adamw or sgd."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="step, multistep, cosine or constant."),
+    lr: float | None = typer.Option(None, "--lr", help="Base learning rate (paper: 3e-4, strong: 3.5e-4)."),
+    optimizer: str | None = typer.Option(
+        None, "--optimizer", help="adam, adamw or sgd (both recipes: adam)."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="step, multistep, cosine or constant (paper: step, strong: multistep)."
+    ),
     warmup_epochs: int | None = typer.Option(
-        None, "--warmup-epochs", help="Epochs of linear learning-rate warm-up."
+        None, "--warmup-epochs", help="Epochs of linear learning-rate warm-up (paper: 0, strong: 10)."
     ),
     fixbase_epochs: int | None = typer.Option(
         None, "--fixbase-epochs", help="First epochs that train only the new layers (paper: 8)."
@@ -61,16 +64,22 @@ def train(
     height: int | None = typer.Option(None, "--height", help="Input height in pixels (default: 256)."),
     width: int | None = typer.Option(None, "--width", help="Input width in pixels (default: 128)."),
     sampler: str | None = typer.Option(
-        None, "--sampler", help="random (shuffled batches) or identity (P identities x K images)."
+        None,
+        "--sampler",
+        help="random (shuffled batches; paper) or identity (P identities x K images; strong).",
     ),
     num_instances: int | None = typer.Option(
-        None, "--num-instances", help="K, images per identity in a batch of the identity sampler."
+        None,
+        "--num-instances",
+        help="K, images per identity in a batch of the identity sampler (default: 4).",
     ),
-    neck: str | None = typer.Option(None, "--neck", help="Model head: fc, bnneck or none (model default)."),
+    neck: str | None = typer.Option(
+        None, "--neck", help="Model head: fc, bnneck or none (default: the model's; strong: bnneck)."
+    ),
     pretrained: str | None = typer.Option(
         None,
         "--pretrained",
-        help="Backbone init: imagenet (downloads torchvision weights), a weights FILE, or none.",
+        help="Backbone init: imagenet (torchvision weights, downloaded; default), a weights FILE, or none.",
     ),
     weights: Path | None = typer.Option(
         None,

@@ -105,8 +105,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:160]
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:160] if text else type(exc).__name__
 
 
 def extract_state_dict(obj: dict[str, Any], path: str | os.PathLike) -> dict[str, torch.Tensor]:

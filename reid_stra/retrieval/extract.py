@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from reid_stra.data.images import read_image
+from reid_stra.data.datasets import Sample
+from reid_stra.data.loading import ImageDataset
 from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_eval_transform
 from reid_stra.errors import ReidError
 from reid_stra.utils.device import resolve_device
@@ -50,19 +51,23 @@ class Preprocess:
 
 
 class _ImageFiles(Dataset):
-    """Decoded, transformed images; a bad file yields zeros plus its error instead of raising."""
+    """Decoded, transformed images; a bad file yields zeros plus its error instead of raising.
+
+    Decoding and the transform are the data layer's :class:`ImageDataset` (one torch thread for
+    the transform in the main process, which is much faster on a busy CPU).
+    """
 
     def __init__(self, paths: Sequence[str], preprocess: Preprocess) -> None:
-        self.paths = list(paths)
-        self.transform = build_eval_transform(preprocess.input_size, preprocess.mean, preprocess.std)
+        transform = build_eval_transform(preprocess.input_size, preprocess.mean, preprocess.std)
+        self.images = ImageDataset([Sample(path, -1, -1) for path in paths], transform)
         self.shape = (3, *preprocess.input_size)
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         try:
-            return self.transform(read_image(self.paths[index])), ""
+            return self.images[index][0], ""
         except ReidError as exc:
             return torch.zeros(self.shape), str(exc)
 
@@ -178,7 +183,7 @@ def iterate_batches(
     loader = DataLoader(
         _ImageFiles(paths, preprocess),
         batch_sampler=[list(b) for b in batches],
-        num_workers=workers,
+        num_workers=min(workers, len(batches)),  # more processes than batches would only idle
         pin_memory=device.type == "cuda",
     )
     failures: list[tuple[str, str]] = []

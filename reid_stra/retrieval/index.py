@@ -37,6 +37,14 @@ INDEX_FORMAT_VERSION = 1
 _ADD_CHUNK = 65_536
 _TRAIN_POINTS_PER_CELL = 40  # k-means sample size per IVF cell (faiss warns below 39)
 _MIN_PQ_VECTORS = 1_000
+# Which index kinds each build option means something for (rerank: also any kind with --pca).
+_OPTION_KINDS = {
+    "nlist": ("ivf", "ivfpq"),
+    "nprobe": ("ivf", "ivfpq"),
+    "m": ("hnsw", "ivfpq"),
+    "ef_search": ("hnsw",),
+    "rerank": ("ivfpq",),
+}
 # k-means rounds for IVF cells: FAISS's 25 costs 2.5x the time for no recall we could measure.
 _KMEANS_ITERATIONS = 10
 
@@ -208,6 +216,11 @@ def default_metric(meta: FeatureMeta) -> str:
 
 def resolve_params(kind: str, count: int, dim: int, **given: Any) -> dict[str, Any]:
     """Fill in defaults for ``kind`` and reject values FAISS cannot use, naming the option."""
+    for option, kinds in _OPTION_KINDS.items():
+        applies = kind in kinds or (option == "rerank" and bool(given.get("pca")) and kind != "flat")
+        if given.get(option) is not None and not applies:
+            flag = "--" + option.replace("_", "-")
+            raise ReidError(f"{flag}: does not apply to --kind {kind} (it is for {', '.join(kinds)})")
     params: dict[str, Any] = {}
     if kind in ("ivf", "ivfpq"):
         nlist = given.get("nlist") or max(

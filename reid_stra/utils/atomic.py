@@ -31,6 +31,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -64,6 +66,12 @@ def atomic_save_npy(path: str | os.PathLike, array: Any) -> None:
     import numpy as np
 
     atomic_write_with(path, lambda handle: np.save(handle, array, allow_pickle=False))
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -12,6 +12,10 @@ from torch import nn
 from reid_stra.models.layers.aggregate import gather_neighbours, local_aggregate
 from reid_stra.models.layers.pointwise import PointwiseConv
 
+# torch.fx (BatchNorm folding for inference, see reid_stra.retrieval.extract) records the
+# aggregation as one call instead of tracing into its autograd Function.
+torch.fx.wrap("local_aggregate")
+
 
 def mask_channels(channels: int, reduction: int, modes: int) -> int:
     """Width of the mask branch: channels / reduction, rounded down to a multiple of ``modes``.

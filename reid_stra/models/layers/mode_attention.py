@@ -66,7 +66,8 @@ class ModeAttention(nn.Module):
             queries.transpose(2, 3).reshape(batch * g, -1, phases),
             torch.stack(gates, dim=2).reshape(batch * g, phases, positions),
         )
-        self.last_diversity = g - pooling.max(dim=1).values.sum(dim=-1)
+        if not isinstance(pooling, torch.fx.Proxy):  # no state is kept while torch.fx traces
+            self.last_diversity = g - pooling.max(dim=1).values.sum(dim=-1)
         return y.view(batch, channels, height, width)
 
     @staticmethod

@@ -15,6 +15,10 @@ from reid_stra.models.layers.aggregate import local_aggregate, window_offsets
 from reid_stra.models.layers.mode_attention import ModeAttention
 from reid_stra.models.layers.pointwise import PointwiseConv
 
+# torch.fx (BatchNorm folding for inference, see reid_stra.retrieval.extract) records the
+# aggregation as one call instead of tracing into its autograd Function.
+torch.fx.wrap("local_aggregate")
+
 
 class SASA(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, heads: int = 8, kernel_size: int = 3) -> None:
