@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,6 @@ lint: setup
 format: setup
 	$(BIN)/ruff format reid_stra tests benchmarks
 	$(BIN)/ruff check --fix reid_stra tests benchmarks
-
-bench: setup
-	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache

@@ -71,9 +71,9 @@ def main() -> None:
             )
             del run
         results["load_average_end"] = _load()
-    print(json.dumps(results, indent=2))
-    if args.json:
+    if args.json:  # before printing, so a closed stdout (`| head`) cannot lose the results
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
 
 
 def _parse_args() -> argparse.Namespace:

@@ -32,7 +32,11 @@ def golden(shared_dir):
 def _module(golden) -> StRA:
     cfg = golden["config"]
     module = StRA(
-        cfg["channels"], cfg["channels"], modes=cfg["modes"], kernel_size=cfg["kernel_size"], reduction=cfg["reduction"]
+        cfg["channels"],
+        cfg["channels"],
+        modes=cfg["modes"],
+        kernel_size=cfg["kernel_size"],
+        reduction=cfg["reduction"],
     )
     module.load_state_dict(golden["state_dict"])  # strict: the authors' names map 1:1
     return module
@@ -80,7 +84,9 @@ def test_golden_on_cuda(golden) -> None:
     assert (y.cpu() - golden["y_eval"]).abs().max() <= TOL
 
 
-def _unfold_aggregate(weights: torch.Tensor, values: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
+def _unfold_aggregate(
+    weights: torch.Tensor, values: torch.Tensor, kernel_size: int, dilation: int
+) -> torch.Tensor:
     """The authors' way: materialize all K² shifted copies (reference only)."""
     batch, modes, taps, height, width = weights.shape
     channels = values.shape[1]
@@ -102,7 +108,9 @@ def test_aggregation_matches_unfold_and_has_exact_gradients(kernel_size, dilatio
     assert torch.allclose(local_aggregate(weights, values, kernel_size, dilation), expected, atol=1e-12)
     weights.requires_grad_()
     values.requires_grad_()
-    assert torch.autograd.gradcheck(lambda w, v: local_aggregate(w, v, kernel_size, dilation), (weights, values))
+    assert torch.autograd.gradcheck(
+        lambda w, v: local_aggregate(w, v, kernel_size, dilation), (weights, values)
+    )
 
 
 def test_mode_attention_pooling_is_a_distribution_and_diversity_in_range() -> None:
@@ -134,6 +142,8 @@ def test_sasa_matches_a_naive_unfold_implementation() -> None:
     values = F.unfold(v, 3, padding=1).view(batch, heads, n, 9, height, width)
     relative = module.relative_embedding().view(1, heads, n, 9, 1, 1)
     logits = (q.view(batch, heads, n, 1, height, width) * (keys + relative)).sum(2)
-    expected = (logits.softmax(2).unsqueeze(2) * values).sum(3).view(batch, channels, height, width)
+    expected = (
+        ((logits / n**0.5).softmax(2).unsqueeze(2) * values).sum(3).view(batch, channels, height, width)
+    )
     with torch.no_grad():
         assert torch.allclose(module(x), expected, atol=1e-12)

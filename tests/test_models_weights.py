@@ -223,7 +223,9 @@ def test_shipped_weights_are_found_and_used_by_default(tmp_path, monkeypatch) ->
     wide = save_weights(build_model("stra_mobilenetv2_x1_4"), tmp_path / "stra_mobilenetv2_x1_4_market.pth")
     assert shipped_weights("stra_mobilenetv2") is None  # not confused with the 1.4 model's file
     assert default_model_name() == "stra_mobilenetv2_x1_4"
-    narrow = save_weights(_randomized(build_model("stra_mobilenetv2")), tmp_path / "stra_mobilenetv2_market.pth")
+    narrow = save_weights(
+        _randomized(build_model("stra_mobilenetv2")), tmp_path / "stra_mobilenetv2_market.pth"
+    )
     assert shipped_weights("stra_mobilenetv2_x1_4") == wide
     assert shipped_weights("stra_mobilenetv2") == narrow
     assert default_model_name() == "stra_mobilenetv2"

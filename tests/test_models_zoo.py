@@ -164,7 +164,9 @@ def test_models_command_json(cli) -> None:
     result = cli("models", "--json", "-m", "resnet50", "-m", "stra_resnet50")
     assert result.exit_code == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)["models"]}
-    assert (rows["resnet50"]["params_m"], rows["resnet50"]["gflops"]) == pytest.approx((24.558, 4.054), abs=1e-3)
+    assert (rows["resnet50"]["params_m"], rows["resnet50"]["gflops"]) == pytest.approx(
+        (24.558, 4.054), abs=1e-3
+    )
     assert (rows["stra_resnet50"]["params_m"], rows["stra_resnet50"]["gflops"]) == pytest.approx(
         (17.622, 3.166), abs=1e-3
     )

@@ -4,6 +4,8 @@ Queries, keys and values are 1x1 convolutions grouped by head (as StRA's value b
 gives the paper's 17.8M parameters); each head attends over its K x K neighbourhood with
 logits ``q_i . (k_j + r_{j-i})``, half of each head's channels embedding the row offset and half
 the column offset. Out-of-image keys and values are zero (zero padding), as in StRA.
+Logits are scaled by 1/sqrt(C/G) as in standard dot-product attention (the SASA paper leaves
+them unscaled, which with 64-channel heads saturates the softmax and makes it ill-conditioned).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class SASA(nn.Module):
             (q * padded_key[..., r : r + height, c : c + width]).sum(dim=2) for r, c in window_offsets(k)
         ]
         logits = torch.stack(content, dim=2) + torch.einsum("bgnhw,gnk->bgkhw", q, self.relative_embedding())
-        return local_aggregate(torch.softmax(logits, dim=2), value, k)
+        return local_aggregate(torch.softmax(logits * (channels // g) ** -0.5, dim=2), value, k)
 
 
 class SASAWithModeAttention(SASA):
