@@ -298,15 +298,27 @@ def measure_memory(kind: str, name: str, batch: int, threads: int) -> dict[str, 
 
 def _print_timing(title: str, rows: list[dict[str, Any]]) -> None:
     print(f"\n{title}")
-    print(
-        f"{'what':44s} {'baseline':>14s} {'candidate':>18s} {'median s (b/c)':>17s} {'min s (b/c)':>15s} {'ratio med':>9s} {'ratio min':>9s}"
-    )
+    header = ("what", "baseline", "candidate", "median s b/c", "min s b/c", "ratio med", "ratio min")
+    print("{:42s} {:>12s} {:>17s} {:>16s} {:>16s} {:>9s} {:>9s}".format(*header))
     for row in rows:
         b, c = row["baseline"], row["candidate"]
+        medians = f"{row['median_s'][b]:.3f}/{row['median_s'][c]:.3f}"
+        minima = f"{row['min_s'][b]:.3f}/{row['min_s'][c]:.3f}"
         print(
-            f"{row['mode']:44s} {b:>14s} {c:>18s} "
-            f"{row['median_s'][b]:7.3f}/{row['median_s'][c]:<7.3f}   {row['min_s'][b]:6.3f}/{row['min_s'][c]:<6.3f}  "
+            f"{row['mode']:42s} {b:>12s} {c:>17s} {medians:>16s} {minima:>16s} "
             f"{row['ratio_median']:9.3f} {row['ratio_min']:9.3f}"
+        )
+
+
+def _print_memory(rows: list[dict[str, Any]]) -> None:
+    print("\npeak memory (fresh process per row; growth = peak RSS - RSS just before the step)")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['kind']:12s} {row['model']:17s} failed: {row['error']}")
+            continue
+        print(
+            f"{row['kind']:12s} {row['model']:17s} batch {row['batch']:3d}  "
+            f"peak {row['peak_rss_mb']:8.1f} MB  growth {row['growth_mb']:8.1f} MB"
         )
 
 
@@ -317,15 +329,16 @@ def main() -> None:
         kind, name, batch = args.child
         print(json.dumps(child(kind, name, int(batch))))
         return
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    )
     report: dict[str, Any] = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "machine": machine,
         "threads": torch.get_num_threads(),
         "load_before": _load_avg(),
         "command": " ".join(sys.argv),
     }
-    print(
-        f"machine: {report['machine']}; torch threads {report['threads']}; load average {report['load_before']}"
-    )
+    print(f"machine: {machine}; torch threads {report['threads']}; load average {report['load_before']}")
     pairs = [PAIRS[p] for p in args.pairs.split(",")]
     inference = [row for pair in pairs for row in bench_inference(pair, args.batch, args.repeats)]
     report["inference"] = inference
@@ -339,30 +352,22 @@ def main() -> None:
     if not args.skip_local:
         local = bench_local_attention(args.repeats)
         report["local_attention"] = local
+        difference = local[0]["max_abs_difference"]
         _print_timing(
-            f"Local Attention at {LAYER4}: unfold (authors) vs ours; max |difference| {local[0]['max_abs_difference']:.2e}",
-            local,
+            f"Local Attention at {LAYER4}, authors' unfold vs ours (max |diff| {difference:.1e})", local
         )
     if not args.skip_memory:
-        memory = []
-        for pair in pairs:
-            for name in pair:
-                memory.append(measure_memory("infer", name, args.batch, args.threads))
-                if not args.skip_train:
-                    memory.append(measure_memory("train", name, args.train_batch, args.threads))
+        jobs = [("infer", name, args.batch) for pair in pairs for name in pair]
+        if not args.skip_train:
+            jobs += [("train", name, args.train_batch) for pair in pairs for name in pair]
         if not args.skip_local:
-            for name in ("unfold", "ours"):
-                memory.append(measure_memory("local-infer", name, LAYER4[0], args.threads))
-                memory.append(measure_memory("local-train", name, LAYER4[0], args.threads))
-        report["memory"] = memory
-        print("\npeak memory (fresh process per row; growth = peak RSS - RSS just before the step)")
-        for row in memory:
-            if "error" in row:
-                print(f"{row['kind']:12s} {row['model']:18s} failed: {row['error']}")
-            else:
-                print(
-                    f"{row['kind']:12s} {row['model']:18s} batch {row['batch']:3d}  peak {row['peak_rss_mb']:8.1f} MB  growth {row['growth_mb']:8.1f} MB"
-                )
+            jobs += [
+                (kind, name, LAYER4[0])
+                for kind in ("local-infer", "local-train")
+                for name in ("unfold", "ours")
+            ]
+        report["memory"] = [measure_memory(kind, name, batch, args.threads) for kind, name, batch in jobs]
+        _print_memory(report["memory"])
     report["load_after"] = _load_avg()
     print(f"\nload average after: {report['load_after']}")
     if args.json:

@@ -22,7 +22,7 @@ DEMO_MODEL = "stra_mobilenetv2"
 def run_demo(
     out: str | os.PathLike,
     *,
-    epochs: int = 6,
+    epochs: int = 3,
     device: str = "auto",
     workers: int = 2,
     notice: Callable[[str], None] = print,
@@ -57,7 +57,7 @@ def run_demo(
         "num_instances": 4,
         "lr": 3.5e-4,
         "scheduler": "cosine",
-        "warmup_epochs": 1,
+        "warmup_epochs": 0,
         "eval_every": epochs,
         "workers": workers,
         "device": device,
@@ -65,11 +65,10 @@ def run_demo(
         **init,
     }
     plan = plan_run(out / "run", recipe="strong", overrides=overrides, overwrite=True)
-    untrained = build_model(DEMO_MODEL, pretrained=None, **plan.config.model_kwargs)
     if shipped:
-        from reid_stra.models import load_weights
-
-        load_weights(untrained, shipped)
+        untrained, _ = load_model(None, shipped, device=device)
+    else:
+        untrained = build_model(DEMO_MODEL, pretrained=None).eval()
     before = evaluate_model(
         untrained,
         dataset.query,

@@ -14,7 +14,6 @@ from reid_stra.models import (
     build_model,
     default_model_name,
     load_model,
-    load_pretrained,
     load_weights,
     save_weights,
     shipped_weights,

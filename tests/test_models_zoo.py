@@ -205,3 +205,15 @@ def test_attention_models_fold_batchnorm_with_torch_fx(name: str) -> None:
     with torch.no_grad():
         expected = model(x)
         assert torch.allclose(fused(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+def test_mixed_precision_training_step() -> None:
+    """The trainer uses autocast on CUDA; CPU bfloat16 autocast exercises the same dtype mixing."""
+    model = build_model("stra_resnet50", num_classes=5).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 3, 64, 32))
+        loss = out["logits"].float().logsumexp(1).mean() + out["diversity"].float()
+    loss.backward()
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad
+    )

@@ -11,7 +11,7 @@ from reid_stra.cli.output import emit_json, info, print_table
 
 def demo(
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Folder for every output of the demo."),
-    epochs: int = typer.Option(6, "--epochs", min=1, help="Training epochs on the synthetic data."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Training epochs on the synthetic data."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     workers: int = typer.Option(2, "--workers", min=0, help="Image-decoding worker processes."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON for scripts."),

@@ -70,7 +70,7 @@ def extract(
         batch_size=batch_size,
         workers=workers,
         device=device,
-        input_size=(height or default_h, width or default_w),
+        input_size=(default_h if height is None else height, default_w if width is None else width),
         flip=flip,
         normalize=normalize,
         skip_bad=skip_bad,

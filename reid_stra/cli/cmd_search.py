@@ -120,7 +120,14 @@ def search(
     if csv_out is not None:
         _write_csv(results, csv_out)
     if as_json:
-        emit_json({"gallery": str(gallery), "top_k": top_k, "results": [r.to_dict() for r in results]})
+        emit_json(
+            {
+                "gallery": str(gallery),
+                "top_k": top_k,
+                "results": [r.to_dict() for r in results],
+                "skipped": query_meta.skipped,
+            }
+        )
     elif csv_out != "-":
         for result in results:
             title = f"query {_shown(result.query)}" + _id_text(result.pid, result.camid)

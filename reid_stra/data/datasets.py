@@ -93,7 +93,8 @@ def parse_market_name(filename: str | os.PathLike) -> tuple[int, int]:
     name = Path(filename).name
     match = _MARKET_RE.match(name)
     if match is None:
-        raise ReidError(f"{filename}: file name does not look like {MARKET_EXAMPLE} (pid_cCAMERA...)")
+        shown = str(filename) if str(filename).isprintable() else repr(str(filename))  # keep it one line
+        raise ReidError(f"{shown}: file name does not look like {MARKET_EXAMPLE} (pid_cCAMERA...)")
     return int(match["pid"]), int(match["camid"])
 
 

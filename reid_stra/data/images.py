@@ -6,6 +6,7 @@ oversized or odd-mode files fail the same way: a :class:`ReidError` naming the p
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from pathlib import Path
@@ -49,7 +50,11 @@ def read_image(path: str | os.PathLike) -> Image.Image:
         raise ReidError(f"{path}: image is too large (possible decompression bomb)") from None
     except UnidentifiedImageError:
         raise ReidError(f"{path}: not a readable image (unknown format or empty file)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ReidError(f"{path}: symbolic link loop; point the link at a real image") from None
+        raise ReidError(f"{path}: corrupt or truncated image ({_one_line(exc)})") from None
+    except (SyntaxError, ValueError) as exc:
         raise ReidError(f"{path}: corrupt or truncated image ({_one_line(exc)})") from None
 
 

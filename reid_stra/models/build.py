@@ -99,6 +99,7 @@ def load_model(
     """
     if weights is None:
         name = model or default_model_name()
+        get_entry(name)  # an unknown name fails with the closest valid one suggested
         weights = shipped_weights(name)
         if weights is None:
             raise ReidError(

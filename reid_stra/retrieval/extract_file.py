@@ -23,7 +23,7 @@ import numpy as np
 from torch import nn
 
 from reid_stra.errors import ReidError
-from reid_stra.retrieval.extract import Preprocess, combine, iterate_batches, unreadable_error
+from reid_stra.retrieval.extract import Preprocess, _size, combine, iterate_batches, unreadable_error
 from reid_stra.retrieval.features import FeatureMeta, features_path, save_features
 from reid_stra.retrieval.inputs import parse_ids
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
@@ -74,6 +74,9 @@ def extract_to_file(
     out = features_path(out)
     if batch_size < 1:
         raise ReidError(f"--batch-size {batch_size}: must be at least 1")
+    if workers < 0:
+        raise ReidError(f"--workers {workers}: must be 0 (decode in this process) or more")
+    _size(input_size or info["input_size"])  # bad options fail before anything is written
     preprocess = Preprocess(
         tuple(int(v) for v in (input_size or info["input_size"])),  # type: ignore[arg-type]
         tuple(float(v) for v in info["mean"]),
@@ -110,11 +113,13 @@ def extract_to_file(
                 progress,
                 optimize,
             )
-        except (KeyboardInterrupt, ReidError):
+        except BaseException:
             if any(partial.glob("chunk_*.json")):
                 notify(
                     f"finished chunks are kept in {partial}; rerun the same command with --resume to continue"
                 )
+            else:  # nothing worth resuming: leave no half-made folder behind
+                shutil.rmtree(partial, ignore_errors=True)
             raise
         result = _read_chunks(partial, chunks, len(paths))
         kept_paths = [paths[i] for i in result.kept]

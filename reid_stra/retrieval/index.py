@@ -214,6 +214,12 @@ def default_metric(meta: FeatureMeta) -> str:
     return "ip" if meta.normalized else "l2"
 
 
+def _pick(given: dict[str, Any], option: str, default: Callable[[], int]) -> int:
+    """The user's value when given (0 included, so it is rejected, not silently replaced)."""
+    value = given.get(option)
+    return default() if value is None else value
+
+
 def resolve_params(kind: str, count: int, dim: int, **given: Any) -> dict[str, Any]:
     """Fill in defaults for ``kind`` and reject values FAISS cannot use, naming the option."""
     for option, kinds in _OPTION_KINDS.items():
@@ -223,20 +229,20 @@ def resolve_params(kind: str, count: int, dim: int, **given: Any) -> dict[str, A
             raise ReidError(f"{flag}: does not apply to --kind {kind} (it is for {', '.join(kinds)})")
     params: dict[str, Any] = {}
     if kind in ("ivf", "ivfpq"):
-        nlist = given.get("nlist") or max(
-            1, min(round(4 * math.sqrt(count)), count // _TRAIN_POINTS_PER_CELL)
+        nlist = _pick(
+            given, "nlist", lambda: max(1, min(round(4 * math.sqrt(count)), count // _TRAIN_POINTS_PER_CELL))
         )
         if not 1 <= nlist <= count:
             raise ReidError(f"--nlist {nlist}: must be between 1 and the number of vectors ({count})")
-        nprobe = given.get("nprobe") or min(nlist, max(8, nlist // 256))
+        nprobe = _pick(given, "nprobe", lambda: min(nlist, max(8, nlist // 256)))
         if nprobe < 1:
             raise ReidError(f"--nprobe {nprobe}: must be at least 1")
         params.update(nlist=int(nlist), nprobe=int(min(nprobe, nlist)))
     if kind == "hnsw":
-        m = given.get("m") or 32
+        m = _pick(given, "m", lambda: 32)
         if not 4 <= m <= 256:
             raise ReidError(f"--m {m}: HNSW links per node must be between 4 and 256")
-        ef_search = given.get("ef_search") or 64
+        ef_search = _pick(given, "ef_search", lambda: 64)
         if ef_search < 1:
             raise ReidError(f"--ef-search {ef_search}: must be at least 1")
         params.update(
@@ -248,7 +254,7 @@ def resolve_params(kind: str, count: int, dim: int, **given: Any) -> dict[str, A
                 f"--kind ivfpq: needs at least {_MIN_PQ_VECTORS} vectors, got {count}; use flat or ivf"
             )
     pca = given.get("pca")
-    if pca:
+    if pca is not None:
         if kind == "flat":
             raise ReidError(
                 "--pca: exact (flat) search uses the full features; use it with ivf, hnsw or ivfpq"
@@ -258,12 +264,12 @@ def resolve_params(kind: str, count: int, dim: int, **given: Any) -> dict[str, A
         params["pca"] = int(pca)
     if kind == "ivfpq":
         reduced = params.get("pca") or dim
-        m = given.get("m") or _largest_divisor(reduced, max(1, reduced // 8))
-        if reduced % m:
+        m = _pick(given, "m", lambda: _largest_divisor(reduced, max(1, reduced // 8)))
+        if not 1 <= m <= reduced or reduced % m:
             raise ReidError(f"--m {m}: IVF-PQ sub-quantizers must divide the indexed dimension {reduced}")
         params["m"] = int(m)
     if kind == "ivfpq" or params.get("pca"):
-        rerank = given.get("rerank") or 10
+        rerank = _pick(given, "rerank", lambda: 10)
         if rerank < 1:
             raise ReidError(f"--rerank {rerank}: must be at least 1")
         params["rerank"] = int(rerank)
@@ -411,7 +417,10 @@ def _load_saved(
             "rebuild it with `reid-stra index build`"
         ) from None
     params = dict(saved["params"])
-    params.update({key: value for key, value in search_time.items() if value and key in params})
+    for key, value in search_time.items():
+        if value is not None and value < 1:
+            raise ReidError(f"--{key.replace('_', '-')} {value}: must be at least 1")
+    params.update({key: value for key, value in search_time.items() if value is not None and key in params})
     vectors = features if params.get("rerank") else None
     return SearchIndex(
         saved["kind"], saved["metric"], int(saved["count"]), int(saved["dim"]), index, vectors, params

@@ -131,6 +131,9 @@ def search_gallery(
     check_compatible(query_meta, gallery_meta, query_name, str(gallery_file))
     if top_k < 1:
         raise ReidError(f"--top-k {top_k}: must be at least 1")
+    for flag, value in (("--nprobe", nprobe), ("--ef-search", ef_search)):
+        if value is not None and value < 1:  # rejected even where the index kind ignores it
+            raise ReidError(f"{flag} {value}: must be at least 1")
     if top_k > gallery_meta.count:
         notify(f"--top-k {top_k}: the gallery has only {gallery_meta.count} images; showing all of them")
         top_k = gallery_meta.count

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from reid_stra.utils.atomic import atomic_write_with
 from reid_stra.viz.colormap import apply_colormap
 
-_LABEL_HEIGHT = 14
+_LABEL_HEIGHT = 24  # two text lines above each panel
 _GAP = 4
 
 
@@ -60,14 +60,16 @@ def draw_mode_maps(
         crop = crop.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
         for block in blocks:
             y = _GAP + row * panel_h
-            title = (titles[index] if titles else f"image {index}")[:18]
+            chars = max(4, int(width / 5.5))  # PIL default font: about 5.5 px per character
+            title = titles[index] if titles else f"image {index}"
             canvas.paste(crop, (_GAP, y + _LABEL_HEIGHT))
-            draw.text((_GAP, y), f"{title}", fill="black")
+            draw.text((_GAP, y), title[:chars], fill="black")
+            draw.text((_GAP, y + 11), block[:chars], fill="dimgray")
             block_maps = maps[block][index]
             for mode in range(block_maps.shape[0]):
                 x = _GAP + (mode + 1) * panel_w
                 canvas.paste(overlay(crop, block_maps[mode]), (x, y + _LABEL_HEIGHT))
-                draw.text((x, y), f"{block} m{mode}"[:18], fill="black")
+                draw.text((x, y + 11), f"mode {mode}"[:chars], fill="black")
             row += 1
     atomic_write_with(out, lambda handle: canvas.save(handle, format="PNG"))
 

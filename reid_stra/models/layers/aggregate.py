@@ -125,4 +125,8 @@ def local_aggregate(
     """
     if values.shape[1] % weights.shape[1]:
         raise ValueError(f"{values.shape[1]} value channels cannot be split into {weights.shape[1]} modes")
-    return _LocalAggregate.apply(weights.contiguous(), values.contiguous(), kernel_size, dilation)
+    # Under mixed precision the two arrive in different dtypes (softmax runs in float32).
+    dtype = torch.promote_types(weights.dtype, values.dtype)
+    return _LocalAggregate.apply(
+        weights.to(dtype).contiguous(), values.to(dtype).contiguous(), kernel_size, dilation
+    )

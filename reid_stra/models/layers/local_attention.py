@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from reid_stra.errors import ReidError
 from reid_stra.models.layers.aggregate import gather_neighbours, local_aggregate
 from reid_stra.models.layers.pointwise import PointwiseConv
 
@@ -45,10 +46,15 @@ class LocalAttention(nn.Module):
         value_groups: int | None = None,
     ) -> None:
         super().__init__()
-        if in_channels % modes or out_channels % modes:
-            raise ValueError(f"channels {in_channels}->{out_channels} must be divisible by modes={modes}")
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if modes < 1 or in_channels % modes or out_channels % modes:
+            raise ReidError(
+                f"modes={modes}: must divide the {in_channels}->{out_channels} channels "
+                "of Local Attention; use e.g. 8"
+            )
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ReidError(f"kernel_size={kernel_size}: must be odd (e.g. 3) so the window is centred")
+        if reduction < 1:
+            raise ReidError(f"reduction={reduction}: must be >= 1 (the paper uses 4)")
         self.modes = modes
         self.kernel_size = kernel_size
         self.dilation = dilation
@@ -75,5 +81,6 @@ class LocalAttention(nn.Module):
         return torch.softmax(own_logit + neighbour_logit, dim=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()  # once, not in each 1x1 conv (inputs may be channels-last)
         weights = self.attention(x)
         return local_aggregate(weights, self.value_conv(x), self.kernel_size, self.dilation)

@@ -9,19 +9,23 @@ Names (``gap_weight``, ``bn``, ``bn2``) follow the authors' release.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reid_stra.errors import ReidError
 from reid_stra.models.layers.pointwise import PointwiseConv
 
 
 class ModeAttention(nn.Module):
     def __init__(self, channels: int, modes: int = 8, *, interaction: bool = True) -> None:
         super().__init__()
-        if channels % modes:
-            raise ValueError(f"channels={channels} must be divisible by modes={modes}")
+        if modes < 1 or channels % modes:
+            raise ReidError(
+                f"modes={modes}: must divide the {channels} channels of Mode Attention; use e.g. 8"
+            )
         self.modes = modes
         self.interaction = interaction
         self.gap_weight = nn.Sequential(
@@ -34,7 +38,7 @@ class ModeAttention(nn.Module):
         self.bn = nn.BatchNorm2d(modes)
         self.bn2 = nn.BatchNorm2d(modes) if interaction else None
         self.last_diversity: torch.Tensor | None = None
-        self.capture: list | None = None
+        self.capture: Any = None  # anything with .append(tensor), set by capture_mode_maps
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = s.shape

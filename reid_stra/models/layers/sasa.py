@@ -46,6 +46,7 @@ class SASA(nn.Module):
         return torch.cat([rows, cols], dim=1).flatten(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()  # once, not in each 1x1 conv (inputs may be channels-last)
         q, key, value = self.query_conv(x), self.key_conv(x), self.value_conv(x)
         batch, channels, height, width = q.shape
         g, k = self.heads, self.kernel_size
