@@ -244,7 +244,7 @@ class TrainingRun:
         rng = checkpoint.get("rng") or []
         saved_world = checkpoint.get("world_size", 1)
         if len(rng) > self.ctx.rank and saved_world == self.ctx.world_size:
-            pass
+            ckpt.restore_rng_state(rng[self.ctx.rank])
         else:
             self.say(
                 f"resuming with {self.ctx.world_size} process(es) instead of {saved_world}: "

@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -152,4 +151,3 @@ def test_lock_dies_with_a_killed_writer(gallery_features: Path, synthetic_root: 
     _kill_after(args, 3.0)
     done = _run(args)  # no stale lock: the next run just works
     assert done.returncode == 0, done.stderr
-    time.sleep(0)
