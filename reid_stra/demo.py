@@ -25,9 +25,13 @@ def run_demo(
     epochs: int = 3,
     device: str = "auto",
     workers: int = 2,
+    dataset_options: dict[str, Any] | None = None,
     notice: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the whole pipeline into ``out``; returns the metrics and where every output went."""
+    """Run the whole pipeline into ``out``; returns the metrics and where every output went.
+
+    ``dataset_options`` go to :func:`make_synthetic_dataset` (tests use a smaller dataset).
+    """
     import torch
 
     from reid_stra.engine.trainer import plan_run, train
@@ -37,7 +41,7 @@ def run_demo(
 
     out = Path(out)
     started = time.time()
-    data_root = make_synthetic_dataset(out / "data", seed=0)
+    data_root = make_synthetic_dataset(out / "data", **{"seed": 0, **(dataset_options or {})})
     dataset = load_dataset("market1501", data_root)
     notice(
         f"[1/5] synthetic dataset in {data_root}: {len(dataset.train)} train, "

@@ -137,6 +137,7 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path: Path, reference_run: 
         plan_run(out, resume=True)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(
     synthetic_root: Path, tmp_path: Path, reference_run: Path
 ) -> None:
@@ -225,6 +226,7 @@ def test_worker_seeding_repeats_augmentation_after_restart(synthetic_root: Path)
     assert not torch.equal(after_epoch0[0], epoch_batches(new_loader(), 2)[0])
 
 
+@pytest.mark.slow
 def test_mAP_rises_well_above_the_untrained_model(shared_dir: Path, tmp_path: Path) -> None:
     """ImageNet-initialized MobileNetV2 (the paper's recipe) learns the synthetic identities."""
     from reid_stra.data import load_dataset, make_synthetic_dataset
