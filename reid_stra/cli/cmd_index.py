@@ -25,17 +25,20 @@ def build(
     kind: str = typer.Option(
         "flat",
         "--kind",
-        help="flat (exact), ivf (inverted lists), hnsw (graph) or ivfpq (compressed + re-ranked).",
+        help="flat (exact), ivf (inverted lists), hnsw (graph) or ivfpq (compressed + re-ranked; "
+        "the fast choice for large galleries).",
     ),
     metric: str | None = typer.Option(
         None, "--metric", help="ip (cosine) or l2; default: ip for L2-normalized features, else l2."
     ),
-    nlist: int | None = typer.Option(None, "--nlist", help="IVF cells; default about 4 x sqrt(N)."),
+    nlist: int | None = typer.Option(
+        None, "--nlist", help="IVF cells; default about 4 x sqrt(N) (ivf) or sqrt(N) (ivfpq)."
+    ),
     nprobe: int | None = typer.Option(
         None, "--nprobe", help="IVF cells visited per query; stored as the default."
     ),
     m: int | None = typer.Option(
-        None, "--m", help="HNSW links per node (default 32) or IVF-PQ bytes per vector (default dim/8)."
+        None, "--m", help="HNSW links per node (default 32) or IVF-PQ 4-bit sub-quantizers (default dim/8)."
     ),
     ef_search: int | None = typer.Option(None, "--ef-search", help="HNSW search breadth; default 64."),
     pca: int | None = typer.Option(
