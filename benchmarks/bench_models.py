@@ -7,7 +7,9 @@
    ``mobilenetv2``, two ways: eager ``model(x)`` under ``no_grad``, and the path ``reid-stra
    extract`` runs (``reid_stra.retrieval.extract.inference_runner``: BatchNorm folded by torch.fx,
    channels-last, ``inference_mode``). Models of a pair alternate within each repeat; we report
-   the median and the minimum of each and the ratios.
+   the median and the minimum of each and the ratios. For ResNet a third model runs alongside:
+   ``resnet50`` with layer4's 3x3 convs deleted, the floor that no replacement of them (StRA's
+   included) can beat, which shows how much of the time those convs take on this machine.
 2. One training step (forward, cross-entropy on 751 classes + 0.1 x diversity, backward, SGD
    with momentum), batch ``--train-batch`` (32), same interleaving.
 3. Peak memory: a fresh subprocess per model and mode runs one step and reports its peak RSS
@@ -25,6 +27,7 @@ from one train-mode pass over the benchmark batch (both models of a pair alike).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -46,6 +49,7 @@ PAIRS = {"resnet": ("resnet50", "stra_resnet50"), "mobilenet": ("mobilenetv2", "
 SIZE = (256, 128)
 NUM_CLASSES = 751
 LAYER4 = (32, 512, 16, 8)
+FLOOR = "resnet50 without layer4 conv2"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +103,9 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, li
 def summarize(times: dict[str, list[float]], baseline: str, candidate: str) -> dict[str, Any]:
     med = {name: statistics.median(values) for name, values in times.items()}
     low = {name: min(values) for name, values in times.items()}
+    floor = {"floor_ratio_median": med[FLOOR] / med[baseline]} if FLOOR in times else {}
     return {
+        **floor,
         "baseline": baseline,
         "candidate": candidate,
         "median_s": med,
@@ -121,7 +127,15 @@ def _load_avg() -> str:
 # measurements
 
 
+def _without_conv2(model: nn.Module) -> nn.Module:
+    """The baseline with layer4's 3x3 convs removed: the floor of any replacement for them."""
+    for block in model.layer4:
+        block.conv2 = nn.Identity()
+    return model
+
+
 def bench_inference(pair: tuple[str, str], batch: int, repeats: int) -> list[dict[str, Any]]:
+    """Eager and extraction-path timings; for ResNet also the no-conv2 floor (``floor_ratio``)."""
     from reid_stra.retrieval.extract import inference_runner
 
     x = torch.randn(batch, 3, *SIZE, generator=torch.Generator().manual_seed(0))
@@ -129,17 +143,17 @@ def bench_inference(pair: tuple[str, str], batch: int, repeats: int) -> list[dic
     for name in pair:
         torch.manual_seed(0)
         models[name] = calibrate(build_model(name), x)
+    if pair[0] == "resnet50":
+        torch.manual_seed(0)
+        models[FLOOR] = calibrate(_without_conv2(build_model("resnet50")), x)
     results = []
     with torch.no_grad():
         eager = {name: (lambda m=m: m(x)) for name, m in models.items()}
         results.append({"mode": "eager", **summarize(interleaved(eager, repeats), *pair)})
-    runners = {}
-    contexts = []
-    for name, model in models.items():
-        context = inference_runner(model, torch.device("cpu"))
-        runners[name] = context.__enter__()
-        contexts.append(context)
-    try:
+    with contextlib.ExitStack() as stack:
+        runners = {
+            name: stack.enter_context(inference_runner(m, torch.device("cpu"))) for name, m in models.items()
+        }
         fused = {name: (lambda r=r: r(x)) for name, r in runners.items()}
         results.append(
             {
@@ -147,9 +161,6 @@ def bench_inference(pair: tuple[str, str], batch: int, repeats: int) -> list[dic
                 **summarize(interleaved(fused, repeats), *pair),
             }
         )
-    finally:
-        for context in reversed(contexts):
-            context.__exit__(None, None, None)
     return results
 
 
@@ -308,6 +319,8 @@ def _print_timing(title: str, rows: list[dict[str, Any]]) -> None:
             f"{row['mode']:42s} {b:>12s} {c:>17s} {medians:>16s} {minima:>16s} "
             f"{row['ratio_median']:9.3f} {row['ratio_min']:9.3f}"
         )
+        if "floor_ratio_median" in row:
+            print(f"{'':42s} floor: {FLOOR} / {b}, median ratio {row['floor_ratio_median']:.3f}")
 
 
 def _print_memory(rows: list[dict[str, Any]]) -> None:

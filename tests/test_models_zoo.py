@@ -79,6 +79,23 @@ def test_model_trains_and_evaluates(name: str) -> None:
     with torch.no_grad():
         embedding = model.eval()(x)
     assert embedding.shape == (2, dim) and torch.isfinite(embedding).all()
+    complexity = measure_complexity(model, (64, 32))
+    assert complexity.params > 1e6 and complexity.flops > 1e7
+    assert model.training is False  # measuring restored the eval mode it found
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["conv_mode_resnet50", "gconv_mode_resnet50", "sasa_mode_resnet50", "sasa_resnet50", "nonlocal_resnet50"],
+)
+def test_ablations_match_the_papers_complexity(name: str) -> None:
+    from reid_stra.models import get_entry
+
+    paper = get_entry(name).paper
+    measured = measure_complexity(build_model(name), (256, 128))
+    assert measured.gflops == pytest.approx(paper["gflops"], abs=0.006)
+    if "params_m" in paper:
+        assert measured.params_m == pytest.approx(paper["params_m"], abs=0.05)
 
 
 def test_default_cfg_describes_how_to_rebuild() -> None:

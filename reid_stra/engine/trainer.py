@@ -95,6 +95,9 @@ def plan_run(
     existing = [name for name in RUN_FILES if (out_dir / name).exists()]
     if resume:
         found = ckpt.find_resume_checkpoint(out_dir, notes.append, quarantine=_env_rank() == 0)
+        if found is None and existing == [CONFIG]:
+            # Killed before its first epoch ended: nothing to lose, so the restart starts afresh.
+            existing = []
         if found is None and existing:
             raise ReidError(
                 f"--out {out_dir}: holds a run ({', '.join(existing)}) but no checkpoint to resume from; "
