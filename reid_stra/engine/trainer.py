@@ -622,6 +622,9 @@ def _build_model(config: TrainConfig, num_classes: int, *, fresh: bool, say: Not
         raise ReidError(
             f"--model {config.model}: bad model option ({exc}); check model_kwargs / --neck"
         ) from None
+    pretrained_report = getattr(model, "pretrained_report", None)
+    if pretrained is not None and pretrained_report is not None:
+        say(f"--pretrained: {pretrained_report.summary()}")
     if fresh and config.weights:
         report = load_weights(model, config.weights)
         say(f"initialized from {config.weights}: {_report_line(report)}")
