@@ -32,7 +32,6 @@ def run_demo(
 
     ``dataset_options`` go to :func:`make_synthetic_dataset` (tests use a smaller dataset).
     """
-    import torch
 
     from reid_stra.engine.trainer import plan_run, train
     from reid_stra.metrics.evaluation import evaluate_model
@@ -103,7 +102,6 @@ def run_demo(
 
     modes_png = _draw_modes(dataset, searcher_weights, out, device)
     notice("[5/5] StRA mode maps drawn")
-    torch.set_grad_enabled(True)
     return {
         "seconds": round(time.time() - started, 1),
         "metrics_before": _headline(before),
@@ -126,6 +124,7 @@ def run_demo(
 def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, workers: int):
     from reid_stra.models import load_model
     from reid_stra.retrieval.extract_file import extract_to_file
+    from reid_stra.retrieval.features import load_meta
     from reid_stra.retrieval.search import extract_query_features, search_gallery
     from reid_stra.viz.ranklist import save_ranklist
 
@@ -142,7 +141,7 @@ def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, work
     )
     queries = [dataset.query[0].path, dataset.query[len(dataset.query) // 2].path]
     feats, meta = extract_query_features(
-        queries, _gallery_meta(gallery_file), weights=weights, device=device, workers=0, progress=False
+        queries, load_meta(gallery_file), weights=weights, device=device, workers=0, progress=False
     )
     results = search_gallery(feats, meta, gallery_file, top_k=8, progress=False)
     ranklist_png = out / "ranked_list.png"
@@ -155,12 +154,6 @@ def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, work
         distances=[[m.distance for m in r.matches] for r in results],
     )
     return gallery_file, ranklist_png, results[0]
-
-
-def _gallery_meta(gallery_file: Path):
-    from reid_stra.retrieval.features import load_meta
-
-    return load_meta(gallery_file)
 
 
 def _draw_modes(dataset: Any, weights: str, out: Path, device: str) -> Path:
