@@ -36,6 +36,7 @@ def run_demo(
     from reid_stra.engine.trainer import plan_run, train
     from reid_stra.metrics.evaluation import evaluate_model
     from reid_stra.models import build_model, load_model, shipped_weights
+    from reid_stra.models.weights import read_checkpoint
     from reid_stra.viz.cmc import save_cmc_plot
 
     out = Path(out)
@@ -48,7 +49,11 @@ def run_demo(
     )
 
     shipped = shipped_weights(DEMO_MODEL)
-    init = {"weights": str(shipped), "pretrained": "none"} if shipped else {"pretrained": "none"}
+    init: dict[str, Any] = {"pretrained": "none"}
+    if shipped:
+        # Fine-tune the shipped model as it is: its head (neck) decides the architecture, not the recipe.
+        neck = read_checkpoint(shipped).get("model_kwargs", {}).get("neck", "none")
+        init.update(weights=str(shipped), neck=neck)
     overrides = {
         "data": "market1501",
         "root": str(data_root),

@@ -167,18 +167,24 @@ def test_legacy_mobilenetv2_imagenet_weights_load(shared_dir) -> None:
     assert torch.equal(features[17].conv[3].running_var, legacy["features.17.conv.7.running_var"])
     assert torch.equal(features[18][0].weight, legacy["features.18.0.weight"])
 
-    # StRA replaces the depthwise convs of blocks 14-17: those 4 tensors have no place, and the
-    # new layers keep their own initialization.
+    # StRA follows the depthwise convs of blocks 14-17: every ImageNet tensor loads (the depthwise
+    # kernels too), and the new layers keep their own near-identity initialization.
     torch.manual_seed(0)
     reference = build_model("stra_mobilenetv2").state_dict()
     torch.manual_seed(0)
     stra = build_model("stra_mobilenetv2", pretrained=str(path))
     report = stra.pretrained_report
-    assert sorted(report.unexpected) == [f"features.{i}.conv.1.0.weight" for i in (14, 15, 16, 17)]
-    assert len(report.loaded) == 308
-    mask = "features.15.conv.1.0.mask_conv.0.weight"
+    assert len(report.loaded) == 312 and not report.unexpected
+    assert torch.equal(stra.features[15].conv[1][0].weight, legacy["features.15.conv.3.weight"])
+    mask = "features.15.conv.1.0.stra.mask_conv.0.weight"
     assert mask in report.missing
     assert torch.equal(stra.state_dict()[mask], reference[mask])
+
+    # The old placement (StRA instead of the depthwise conv) leaves those 4 kernels unused.
+    replaced = build_model("stra_mobilenetv2", pretrained=str(path), stra_placement="replace")
+    assert sorted(replaced.pretrained_report.unexpected) == [
+        f"features.{i}.conv.1.0.weight" for i in (14, 15, 16, 17)
+    ]
 
 
 def test_pretrained_imagenet_offline_tells_how_to_pass_a_file(tmp_path, monkeypatch) -> None:

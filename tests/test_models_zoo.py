@@ -105,7 +105,12 @@ def test_default_cfg_describes_how_to_rebuild() -> None:
     assert cfg["input_size"] == (256, 128)
     assert cfg["embedding_dim"] == 512
     assert len(cfg["mean"]) == len(cfg["std"]) == 3
-    assert cfg["kwargs"] == {"num_classes": 7, "reduction": 4}
+    # Every option, defaults included: a checkpoint rebuilds the same model after a default changes.
+    assert cfg["kwargs"] == {
+        "num_classes": 7, "neck": "fc", "embedding_dim": 512, "modes": 8, "kernel_size": 3, "reduction": 4
+    }  # fmt: skip
+    rebuilt = build_model("stra_resnet50", **cfg["kwargs"])
+    assert rebuilt.state_dict().keys() == model.state_dict().keys()
 
 
 def test_any_batch_and_input_size_divisible_by_32() -> None:
@@ -159,6 +164,34 @@ def test_mobilenet_stra_flops_within_five_percent_of_baseline() -> None:
         baseline = count_flops(build_model(f"mobilenetv2{width}"))
         stra = count_flops(build_model(f"stra_mobilenetv2{width}"))
         assert baseline < stra <= 1.05 * baseline
+
+
+def test_stra_mobilenet_starts_near_the_plain_network() -> None:
+    """StRA is added after the depthwise convs, near the identity: the plain network's weights
+    load into it and its features at initialization stay close to that network's (0.93 measured;
+    0.74 without the near-identity init), so fine-tuning starts from the ImageNet features."""
+    torch.manual_seed(0)
+    plain = build_model("mobilenetv2").train()
+    stra = build_model("stra_mobilenetv2").train()
+    result = stra.load_state_dict(plain.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert all(".stra." in key for key in result.missing_keys)
+    assert not any("value_conv" in key for key in stra.state_dict())  # the depthwise conv is the value
+    x = torch.randn(8, 3, 128, 64)
+    with torch.no_grad():
+        similarity = torch.nn.functional.cosine_similarity(
+            plain.forward_features(x).mean((2, 3)), stra.forward_features(x).mean((2, 3))
+        )
+    assert similarity.min() > 0.85
+
+
+def test_stra_mobilenet_placement_option() -> None:
+    replaced = build_model("stra_mobilenetv2", stra_placement="replace", stra_blocks=(15, 16))
+    assert "features.15.conv.1.0.mask_conv.0.weight" in replaced.state_dict()
+    assert "features.14.conv.1.0.weight" in replaced.state_dict()  # block 14 keeps its conv
+    assert replaced.eval()(torch.randn(2, 3, 64, 32)).shape == (2, 1280)
+    with pytest.raises(ReidError, match="stra_placement='inside': choose one of after, replace"):
+        build_model("stra_mobilenetv2", stra_placement="inside")
 
 
 def test_capture_mode_maps_names_blocks() -> None:

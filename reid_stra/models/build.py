@@ -45,13 +45,23 @@ def build_model(
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
         "embedding_dim": model.embedding_dim,
-        "kwargs": {"num_classes": num_classes, **kwargs},
+        # Every option, defaults included, so a checkpoint rebuilds this architecture even after
+        # a default changes (stra_mobilenetv2's StRA placement did).
+        "kwargs": {"num_classes": num_classes, **_factory_defaults(entry.factory), **kwargs},
     }
     model.pretrained_report = None
     if pretrained is not None and str(pretrained) != "":
         path = imagenet_weights(model, name) if str(pretrained).lower() == "imagenet" else Path(pretrained)
         model.pretrained_report = load_pretrained(model, path)
     return model
+
+
+def _factory_defaults(factory) -> dict[str, Any]:
+    return {
+        p.name: p.default
+        for p in inspect.signature(factory).parameters.values()
+        if p.name != "num_classes" and p.default is not inspect.Parameter.empty
+    }
 
 
 def _check_kwargs(name: str, factory, kwargs: dict[str, Any]) -> None:

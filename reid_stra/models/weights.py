@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         what = "is a directory" if path.is_dir() else "does not exist"
         raise ReidError(f"{path}: {what}; pass the path of a .pth/.pt weights file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of raw-pickle files before refusing them;
+            # our one-line error below says what matters.
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc):
             raise ReidError(

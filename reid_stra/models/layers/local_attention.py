@@ -32,6 +32,8 @@ class LocalAttention(nn.Module):
 
     ``value_groups`` defaults to ``modes`` (the paper); MobileNetV2 uses one group per channel so
     that the module costs about what the depthwise convolution it replaces costs.
+    ``value_projection=False`` aggregates the input itself (no ``value_conv``), for a module placed
+    right after a convolution that already serves as the value projection.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class LocalAttention(nn.Module):
         reduction: int = 4,
         dilation: int = 1,
         value_groups: int | None = None,
+        value_projection: bool = True,
     ) -> None:
         super().__init__()
         if modes < 1 or in_channels % modes or out_channels % modes:
@@ -68,7 +71,15 @@ class LocalAttention(nn.Module):
             nn.BatchNorm2d(modes * (1 + taps)),
         )
         groups = modes if value_groups is None else value_groups
-        self.value_conv = PointwiseConv(in_channels, out_channels, groups=groups, bias=False)
+        if value_projection:
+            self.value_conv: nn.Module = PointwiseConv(in_channels, out_channels, groups=groups, bias=False)
+        elif in_channels != out_channels:
+            raise ReidError(
+                "value_projection=False: needs in_channels == out_channels, "
+                f"got {in_channels}->{out_channels}"
+            )
+        else:
+            self.value_conv = nn.Identity()
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax-normalized kernel (B, G, K², H, W): own logit ω plus the neighbour's ν."""

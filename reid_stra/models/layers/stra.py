@@ -27,6 +27,7 @@ class StRA(LocalAttention):
         reduction: int = 4,
         dilation: int = 1,
         value_groups: int | None = None,
+        value_projection: bool = True,
         interaction: bool = True,
     ) -> None:
         super().__init__(
@@ -37,6 +38,7 @@ class StRA(LocalAttention):
             reduction=reduction,
             dilation=dilation,
             value_groups=value_groups,
+            value_projection=value_projection,
         )
         self.moe = ModeAttention(out_channels, modes, interaction=interaction)
 
