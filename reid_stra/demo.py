@@ -131,7 +131,7 @@ def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, work
     from reid_stra.retrieval.extract_file import extract_to_file
     from reid_stra.retrieval.features import load_meta
     from reid_stra.retrieval.search import extract_query_features, search_gallery
-    from reid_stra.viz.ranklist import save_ranklist
+    from reid_stra.viz.ranklist import save_search_ranklist
 
     net, info = load_model(None, weights, device=device)
     gallery_file = out / "gallery.npy"
@@ -150,14 +150,7 @@ def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, work
     )
     results = search_gallery(feats, meta, gallery_file, top_k=8, progress=False)
     ranklist_png = out / "ranked_list.png"
-    save_ranklist(
-        [r.query for r in results],
-        [[m.path for m in r.matches] for r in results],
-        ranklist_png,
-        query_pids=[r.pid for r in results],
-        match_pids=[[m.pid for m in r.matches] for r in results],
-        distances=[[m.distance for m in r.matches] for r in results],
-    )
+    save_search_ranklist(results, ranklist_png)
     return gallery_file, ranklist_png, results[0]
 
 

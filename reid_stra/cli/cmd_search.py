@@ -167,18 +167,10 @@ def _write_csv(results: list, target: str) -> None:
 
 
 def _draw(results: list, out: Path) -> None:
-    from reid_stra.viz.ranklist import save_ranklist
+    from reid_stra.viz.ranklist import save_search_ranklist
 
     drawn = results[:MAX_PICTURE_ROWS]
     if len(results) > len(drawn):
         info(f"--show: drawing the first {len(drawn)} of {len(results)} queries")
-    save_ranklist(
-        [r.query for r in drawn],
-        [[m.path for m in r.matches] for r in drawn],
-        out,
-        query_pids=[r.pid for r in drawn],
-        match_pids=[[m.pid for m in r.matches] for r in drawn],
-        distances=[[m.distance for m in r.matches] for r in drawn],
-        top_k=max((len(r.matches) for r in drawn), default=1),
-    )
+    save_search_ranklist(drawn, out)
     info(f"wrote {out}")

@@ -29,6 +29,18 @@ _BACKGROUND = (255, 255, 255)
 _TEXT = (20, 20, 20)
 
 
+def save_search_ranklist(results: Sequence, out_png: str | os.PathLike) -> None:
+    """:func:`save_ranklist` for :class:`~reid_stra.retrieval.search.SearchResult` rows (``search``, demo)."""
+    save_ranklist(
+        [r.query for r in results],
+        [[m.path for m in r.matches] for r in results],
+        out_png,
+        query_pids=[r.pid for r in results],
+        match_pids=[[m.pid for m in r.matches] for r in results],
+        distances=[[m.distance for m in r.matches] for r in results],
+    )
+
+
 def save_ranklist(
     query_paths: Sequence[str],
     gallery_paths_per_query: Sequence[Sequence[str]],
