@@ -154,6 +154,23 @@ def test_checkpoint_with_code_is_refused_and_not_executed(tmp_path) -> None:
     assert not marker.exists()
 
 
+def test_raw_pickle_is_refused_with_our_error_only(tmp_path) -> None:
+    """torch warns about a raw pickle's protocol before refusing it; the user sees one line, ours."""
+    import pickle
+    import warnings
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "raw.pkl"
+    path.write_bytes(pickle.dumps({"state_dict": _Exploit(marker)}, protocol=4))
+    model = build_model("mobilenetv2")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ReidError, match="refused"):
+            load_weights(model, path)
+    assert [str(w.message) for w in caught] == []
+    assert not marker.exists()
+
+
 def test_legacy_mobilenetv2_imagenet_weights_load(shared_dir) -> None:
     path = shared_dir / "weights" / "mobilenetv2_imagenet_legacy.pt"
     legacy = torch.load(path, weights_only=True)
