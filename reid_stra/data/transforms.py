@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torchvision.transforms as T
+from PIL import Image
 
 from reid_stra.errors import ReidError
 
@@ -30,26 +32,62 @@ def build_eval_transform(
     )
 
 
+CROPS = ("translate", "pad", "none")
+ERASING_FILLS = ("mean", "zero")
+
+
+class RandomTranslate:
+    """torchreid's ``Random2DTranslation``: with probability ``p``, enlarge by ``scale`` and crop
+    back at a random place (otherwise a plain resize). Unlike zero padding it adds no black
+    borders, and the shift stays a fixed fraction of the crop at any input size.
+    """
+
+    def __init__(self, size: Sequence[int], p: float = 0.5, scale: float = 1.125) -> None:
+        self.height, self.width = int(size[0]), int(size[1])
+        self.p, self.scale = float(p), float(scale)
+
+    def __call__(self, image):
+        # torch's generator, like the torchvision transforms around it, so workers and resumed
+        # runs draw the same shifts.
+        if float(torch.rand(())) >= self.p:
+            return image.resize((self.width, self.height), Image.BILINEAR)
+        big_w, big_h = round(self.width * self.scale), round(self.height * self.scale)
+        enlarged = image.resize((big_w, big_h), Image.BILINEAR)
+        x = int(torch.randint(0, big_w - self.width + 1, ()))
+        y = int(torch.randint(0, big_h - self.height + 1, ()))
+        return enlarged.crop((x, y, x + self.width, y + self.height))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size=({self.height}, {self.width}), p={self.p}, scale={self.scale})"
+
+
 def build_train_transform(
     size: Sequence[int] = (256, 128),
     flip: bool = True,
+    crop: str = "translate",
     pad: int = 10,
     random_erasing: float = 0.5,
+    erasing_fill: str = "mean",
     color_jitter: bool = False,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> T.Compose:
-    """The strong-baseline training augmentation on top of the eval transform.
+    """The training augmentation on top of the eval transform (torchreid's by default).
 
-    Resize to ``(height, width)``; random horizontal flip; pad by ``pad`` pixels (zeros) and
-    crop back at a random place (small shifts, as in torchreid/fast-reid); optional colour
-    jitter; to tensor and normalize; random erasing with probability ``random_erasing``, filled
-    with 0, i.e. the mean colour after normalization. ``pad=0`` or ``random_erasing=0`` turns that
-    step off.
+    Resize to ``(height, width)``; random horizontal flip; a random shift: ``crop="translate"``
+    (torchreid: enlarge 1.125x and crop back, half the time), ``"pad"`` (pad by ``pad`` zero
+    pixels and crop back; ``pad=0`` turns it off) or ``"none"``; optional colour jitter; to tensor
+    and normalize; random erasing with probability ``random_erasing``, filled with ``mean``'s
+    values (torchreid's fill, ``erasing_fill="mean"``) or with 0 (the mean colour after
+    normalization, ``"zero"``).
     """
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:
         raise ReidError(f"--input-size {height}x{width}: height and width must be positive")
+    if crop not in CROPS:
+        raise ReidError(f"crop {crop!r}: choose one of {', '.join(CROPS)}")
+    if erasing_fill not in ERASING_FILLS:
+        raise ReidError(f"erasing_fill {erasing_fill!r}: choose one of {', '.join(ERASING_FILLS)}")
     if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
         raise ReidError(f"pad {pad!r}: expected a non-negative number of pixels")
     if not 0.0 <= float(random_erasing) <= 1.0:
@@ -57,12 +95,17 @@ def build_train_transform(
     steps: list = [T.Resize((height, width), interpolation=T.InterpolationMode.BILINEAR)]
     if flip:
         steps.append(T.RandomHorizontalFlip(p=0.5))
-    if pad:
+    if crop == "translate":
+        steps.append(RandomTranslate((height, width)))
+    elif crop == "pad" and pad:
         steps += [T.Pad(pad, fill=0), T.RandomCrop((height, width))]
     if color_jitter:
         brightness, contrast, saturation, hue = COLOR_JITTER
         steps.append(T.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue))
     steps += [T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))]
     if random_erasing:
-        steps.append(T.RandomErasing(p=float(random_erasing), scale=(0.02, 0.4), ratio=(0.3, 3.3), value=0))
+        fill = tuple(float(v) for v in mean) if erasing_fill == "mean" else 0
+        steps.append(
+            T.RandomErasing(p=float(random_erasing), scale=(0.02, 0.4), ratio=(0.3, 3.3), value=fill)
+        )
     return T.Compose(steps)

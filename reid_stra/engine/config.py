@@ -19,6 +19,9 @@ from reid_stra.errors import ReidError, suggest, unknown_name_error
 from reid_stra.utils.atomic import atomic_write_text
 
 SAMPLERS = ("random", "identity")
+CROP_STYLES = ("translate", "pad")
+ERASING_FILLS = ("mean", "zero")
+FIXBASE_LAYERS = ("new", "classifier")
 
 
 @dataclass
@@ -37,6 +40,10 @@ class TrainConfig:
     workers: int = 4
     flip: bool = True
     random_crop: bool = True
+    crop_style: str = (
+        "translate"  # "translate": torchreid's enlarge-1.125x-and-crop (p=0.5); "pad": pad 10 px, crop
+    )
+    erasing_fill: str = "mean"  # "mean": torchreid's fill (ImageNet mean values); "zero": 0 after normalizing
     random_erasing: float = 0.5  # probability; 0 disables
     color_jitter: bool = False
     # Model
@@ -68,6 +75,10 @@ class TrainConfig:
     min_lr_factor: float = 0.0
     epochs: int = 100
     fixbase_epochs: int = 0
+    fixbase_layers: str = (
+        "new"  # "new": the model's new layers (last stage + head); "classifier": torchreid's
+    )
+    adam_beta2: float = 0.999  # torchreid uses 0.99
     # Run
     eval_every: int = 10  # validate every N epochs and after the last one; 0 never
     eval_batch_size: int = 64
@@ -96,6 +107,15 @@ class TrainConfig:
             )
         if self.sampler not in SAMPLERS:
             raise unknown_name_error("sampler", self.sampler, SAMPLERS)
+        for key, choices in (
+            ("crop_style", CROP_STYLES),
+            ("erasing_fill", ERASING_FILLS),
+            ("fixbase_layers", FIXBASE_LAYERS),
+        ):
+            if getattr(self, key) not in choices:
+                raise unknown_name_error(key.replace("_", "-"), getattr(self, key), choices)
+        if not 0.0 <= self.adam_beta2 < 1.0:
+            raise ReidError(f"--adam-beta2 {self.adam_beta2}: must be in [0, 1)")
         if self.optimizer.lower() not in OPTIMIZERS:
             raise unknown_name_error("optimizer", self.optimizer, OPTIMIZERS)
         if self.scheduler not in SCHEDULES:

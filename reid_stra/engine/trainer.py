@@ -47,6 +47,7 @@ from reid_stra.engine.losses import LossWeights, ReidLoss
 from reid_stra.engine.optim import build_optimizer, build_scheduler
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
+from reid_stra.utils.killpoint import kill_point
 from reid_stra.utils.progress import task_progress
 
 Notice = Callable[[str], None]
@@ -95,8 +96,9 @@ def plan_run(
     existing = [name for name in RUN_FILES if (out_dir / name).exists()]
     if resume:
         found = ckpt.find_resume_checkpoint(out_dir, notes.append, quarantine=_env_rank() == 0)
-        if found is None and existing == [CONFIG]:
-            # Killed before its first epoch ended: nothing to lose, so the restart starts afresh.
+        if found is None and set(existing) <= {CONFIG, METRICS}:
+            # Killed before its first checkpoint was complete: at most one epoch to lose, so the
+            # restart starts afresh.
             existing = []
         if found is None and existing:
             raise ReidError(
@@ -201,6 +203,7 @@ class TrainingRun:
             weight_decay=config.weight_decay,
             momentum=config.momentum,
             nesterov=config.nesterov,
+            betas=(0.9, config.adam_beta2),
         )
         self.scheduler = build_scheduler(
             self.optimizer,
@@ -216,7 +219,7 @@ class TrainingRun:
         self.use_amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.loader = _build_loader(config, self.dataset, ctx, self.per_rank_batch, self.device)
-        self.new_layers = new_layer_names(self.model) if config.fixbase_epochs else ()
+        self.new_layers = _fixbase_layers(self.model, config) if config.fixbase_epochs else ()
         self.start_epoch = 0
         self.best_map: float | None = None
         self.best_epoch: int | None = None
@@ -262,6 +265,8 @@ class TrainingRun:
         if self.plan.checkpoint is None:
             for name in (*RUN_FILES, f"{ckpt.LAST}.damaged", f"{ckpt.PREV}.damaged"):
                 (self.out_dir / name).unlink(missing_ok=True)
+        for stale in self.out_dir.glob(".*.tmp"):  # a killed process's unfinished writes (we hold the lock)
+            stale.unlink(missing_ok=True)
             if (self.out_dir / INDICES_DIR).is_dir():
                 for stale in (self.out_dir / INDICES_DIR).glob("*.json"):
                     stale.unlink()
@@ -345,6 +350,7 @@ class TrainingRun:
             for batch, (images, pids, _camids, indices) in enumerate(_reraise(self.loader)):
                 data_wait += time.perf_counter() - batch_start
                 loss, parts = self.train_step(step, images, pids)
+                kill_point("train.batch")
                 n = images.shape[0]
                 images_seen += n
                 for key, value in (("loss", loss.detach()), *parts.items()):
@@ -566,6 +572,15 @@ def new_layer_names(model: nn.Module) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _fixbase_layers(model: nn.Module, config: TrainConfig) -> tuple[str, ...]:
+    """What the fixbase epochs train: the model's new layers, or (torchreid) only the classifier."""
+    if config.fixbase_layers == "classifier":
+        if getattr(model, "classifier", None) is None:
+            raise ReidError("--fixbase-layers classifier: this model has no classifier")
+        return ("classifier",)
+    return new_layer_names(model)
+
+
 def _is_under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
@@ -664,8 +679,9 @@ def _build_loader(
     transform = build_train_transform(
         (config.height, config.width),
         flip=config.flip,
-        pad=10 if config.random_crop else 0,
+        crop=config.crop_style if config.random_crop else "none",
         random_erasing=config.random_erasing,
+        erasing_fill=config.erasing_fill,
         color_jitter=config.color_jitter,
     )
     return build_train_loader(

@@ -1,12 +1,15 @@
-"""Trained weights shipped with the repository (``weights/<model>_<dataset>.pth`` + a card .md).
+"""Trained weights shipped with the package (``weights/<model>_<dataset>.pth`` + a card .md).
 
-They let ``reid-stra extract/search/explain`` work without ``--weights``. The folder is the
-repository's ``weights/`` next to the package source, or ``$REID_STRA_WEIGHTS_DIR``.
+They let ``reid-stra extract/search/explain`` work without ``--weights``. The repository keeps
+them in its top-level ``weights/``; a wheel or sdist carries that folder as the package data
+``reid_stra/weights`` (found through :mod:`importlib.resources`), so an installed copy finds
+them too. ``$REID_STRA_WEIGHTS_DIR`` points to another folder.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 from reid_stra.models.registry import list_models
@@ -16,11 +19,26 @@ PREFERRED_DEFAULT = "stra_mobilenetv2"
 SUFFIXES = (".pth", ".pt")
 
 
-def weights_dir() -> Path:
+def weights_dirs() -> list[Path]:
+    """Where shipped weights are looked for, in order: the configured folder, else the installed
+    package data, then the checkout's ``weights/`` (an editable install has no package copy)."""
     configured = os.environ.get(WEIGHTS_DIR_ENV, "").strip()
     if configured:
-        return Path(configured).expanduser()
-    return Path(__file__).resolve().parents[2] / "weights"
+        return [Path(configured).expanduser()]
+    packaged = Path(str(resources.files("reid_stra").joinpath("weights")))
+    checkout = Path(__file__).resolve().parents[2] / "weights"
+    return [packaged, checkout]
+
+
+def weights_dir() -> Path:
+    """The first folder of :func:`weights_dirs` that exists (the first one when none does)."""
+    folders = weights_dirs()
+    return next((folder for folder in folders if folder.is_dir()), folders[0])
+
+
+def searched_locations() -> str:
+    """The folders :func:`weights_dirs` names, for error messages."""
+    return " or ".join(str(folder) for folder in weights_dirs())
 
 
 def _owner(filename: str, names: list[str]) -> str | None:

@@ -27,6 +27,7 @@ from reid_stra.retrieval.extract import Preprocess, _size, combine, iterate_batc
 from reid_stra.retrieval.features import FeatureMeta, features_path, save_features
 from reid_stra.retrieval.inputs import parse_ids
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
+from reid_stra.utils.killpoint import kill_point
 
 PARTIAL_FORMAT = "reid-stra-partial-extraction"
 DEFAULT_CHUNK_SIZE = 1024
@@ -176,6 +177,7 @@ def _extract_chunks(
     for (start, end), batch in zip(owner, stream, strict=False):
         parts = collected.setdefault(start, [])
         parts.append(batch)
+        kill_point("extract.batch")
         if sum(len(b.kept) + len(b.failures) for b in parts) == end - start:
             _save_chunk(partial, start, end, parts)
             del collected[start]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reid_stra.errors import ReidError
+from reid_stra.utils.killpoint import kill_point
 
 
 @contextlib.contextmanager
@@ -33,6 +35,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(handle.fileno())
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
+        kill_point("atomic.before_replace", path.name)  # tests: die with the new version unpublished
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -88,7 +91,9 @@ def exclusive_lock(target: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive, non-blocking lock on ``target`` (via ``<target>.lock``).
 
     Raises :class:`ReidError` at once when another process already writes the same output.
-    The lock dies with the process, so a killed run never leaves a stale lock behind.
+    The lock dies with the process, so a killed run never leaves a stale lock behind; the
+    temporary file of a killed writer's unfinished :func:`atomic_open` of ``target`` is removed
+    once the lock is held (no one else can be writing it then).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +107,9 @@ def exclusive_lock(target: str | os.PathLike) -> Iterator[None]:
                 f"{target} is being written by another reid-stra process; "
                 "wait for it to finish or choose another output"
             ) from None
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         yield
     finally:
         handle.close()

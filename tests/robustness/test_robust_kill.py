@@ -1,6 +1,7 @@
 """kill -9 at random moments: the rerun finishes with the uninterrupted result, no file is ever corrupt.
 
-Each test starts the real command in a subprocess, sends SIGKILL after a seeded random delay, checks
+Each test starts the real command in a subprocess that kills itself (SIGKILL) at a seeded random
+point of its progress (the kill hook, ``reid_stra.utils.killpoint``: never a clock), checks
 that every output is either absent or a complete, valid version, then reruns and compares.
 """
 
@@ -18,46 +19,48 @@ import pytest
 
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
 from reid_stra.utils.atomic import exclusive_lock
+from reid_stra.utils.killpoint import KILL_ENV, KILL_MARK
 from tests.robustness.conftest import SIZE, assert_clean_error, debris
 
 LAUNCHER = [sys.executable, "-c", "from reid_stra.cli.app import main; main()"]
 ENV = os.environ | {"REID_STRA_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
 
 
-def _kill_after(args: list[str], delay: float) -> int | None:
-    """Run ``reid-stra ARGS``; SIGKILL it after ``delay`` s. Returns its exit code if it finished first."""
-    process = subprocess.Popen(LAUNCHER + args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        process.wait(timeout=delay)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    process.stderr.close()
-    assert "Traceback" not in stderr, stderr
-    return None if process.returncode == -signal.SIGKILL else process.returncode
+def _kill_at(command: list[str], point: str) -> None:
+    """Run ``command`` with the kill hook at ``point``; assert it died there, by SIGKILL."""
+    process = subprocess.run(
+        command,
+        env={**ENV, KILL_ENV: point},
+        capture_output=True,
+        text=True,
+        timeout=300,  # hang guard
+    )
+    assert process.returncode == -signal.SIGKILL, f"kill at {point} did not land: {process.stderr}"
+    assert f"={point})" in process.stderr and KILL_MARK in process.stderr, process.stderr
+    assert "Traceback" not in process.stderr, process.stderr
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(LAUNCHER + args, env=ENV, capture_output=True, text=True, timeout=300)
 
 
-def test_extract_killed_at_random_moments(
-    gallery_features: Path, synthetic_root: Path, tmp_path: Path
-) -> None:
-    reference, _ = load_features(gallery_features)
+def test_extract_killed_at_random_moments(synthetic_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "feats.npy"
-    args = ["extract", str(synthetic_root / "bounding_box_test"), "-o", str(out), *SIZE]
+    args = ["extract", str(synthetic_root / "bounding_box_test"), "-o", str(out), "--batch-size", "4", *SIZE]
+    uninterrupted = tmp_path / "reference" / "feats.npy"
+    assert _run(args[:3] + [str(uninterrupted)] + args[4:]).returncode == 0
+    reference, _ = load_features(uninterrupted)
     rng = random.Random(7)
-    for attempt in range(2):
-        _kill_after(args + (["--resume"] if attempt else []), rng.uniform(2.0, 9.0))
+    batches = len(list((synthetic_root / "bounding_box_test").glob("*.jpg"))) // 4
+    points = [f"extract.batch@{rng.randint(1, max(1, batches))}", "atomic.before_replace:feats.npy@1"]
+    for attempt, point in enumerate(points):
+        _kill_at(LAUNCHER + args + (["--resume"] if attempt else []), point)
         if out.exists():  # the only version ever written is the complete one
             np.testing.assert_array_equal(load_features(out)[0], reference)
-        assert not list(tmp_path.glob(".*.tmp"))
     resumed = _run(args + ["--resume"])
     assert resumed.returncode == 0, resumed.stderr
     np.testing.assert_array_equal(load_features(out)[0], reference)
-    assert debris(tmp_path) == []
+    assert debris(tmp_path) == []  # the killed write's temporary file went with the rerun
 
 
 def test_chunked_extraction_resumes_after_kill(synthetic_root: Path, tmp_path: Path) -> None:
@@ -76,16 +79,11 @@ def test_chunked_extraction_resumes_after_kill(synthetic_root: Path, tmp_path: P
     listing = tmp_path / "paths.txt"
     listing.write_text("\n".join(paths))
 
-    def extract(out: Path, resume: bool, delay: float | None = None):
+    def extract(out: Path, resume: bool, point: str | None = None):
         command = [sys.executable, "-c", script, str(listing), str(out), "1" if resume else "0"]
-        if delay is None:
+        if point is None:
             return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
-        process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            process.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
+        _kill_at(command, point)
         return None
 
     reference_run = extract(tmp_path / "reference.npy", resume=False)
@@ -93,12 +91,15 @@ def test_chunked_extraction_resumes_after_kill(synthetic_root: Path, tmp_path: P
     reference = load_features(tmp_path / "reference.npy")[0]
     out = tmp_path / "feats.npy"
     rng = random.Random(11)
-    for _ in range(2):
-        extract(out, resume=True, delay=rng.uniform(3.0, 9.0))
-        if out.exists():
-            np.testing.assert_array_equal(load_features(out)[0], reference)
+    # 24 images, chunks of 4, batches of 2: kill mid-chunk, then between a chunk's array and its
+    # description, each time after the earlier run's finished chunks were reused.
+    points = [f"extract.batch@{rng.randint(3, 9)}", f"atomic.before_replace:chunk_*.json@{rng.randint(1, 2)}"]
+    for point in points:
+        extract(out, resume=True, point=point)
+        assert not out.exists()
     final = extract(out, resume=True)
     assert final.returncode == 0, final.stderr
+    assert int(final.stdout.strip()) > 0, "the resumed run reused no finished chunk"
     np.testing.assert_array_equal(load_features(out)[0], reference)
     assert not (tmp_path / "feats.npy.partial").exists()
 
@@ -116,15 +117,14 @@ def test_index_build_killed_at_random_moments(tmp_path: Path) -> None:
     done = _run(["index", "build", str(reference_dir / "g.npy")])
     assert done.returncode == 0, done.stderr
     reference = (reference_dir / "g.faiss").read_bytes()
-    rng = random.Random(3)
-    for _ in range(2):
-        _kill_after(["index", "build", str(features)], rng.uniform(2.0, 8.0))
+    for point in ("atomic.before_replace:g.faiss@1", "atomic.before_replace:g.faiss.json@1"):
+        _kill_at(LAUNCHER + ["index", "build", str(features)], point)
         index = tmp_path / "g.faiss"
         assert not index.exists() or index.read_bytes() == reference  # never a half-written index
-        assert not list(tmp_path.glob(".*.tmp"))
     rebuilt = _run(["index", "build", str(features)])
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert (tmp_path / "g.faiss").read_bytes() == reference
+    assert not list(tmp_path.glob(".g.faiss.*.tmp"))
 
 
 def test_two_writers_of_one_output_fail_clearly(
@@ -148,6 +148,6 @@ def test_two_writers_of_one_output_fail_clearly(
 def test_lock_dies_with_a_killed_writer(gallery_features: Path, synthetic_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "feats.npy"
     args = ["extract", str(synthetic_root / "query"), "-o", str(out), *SIZE]
-    _kill_after(args, 3.0)
+    _kill_at(LAUNCHER + args, "extract.batch@1")  # killed while holding the lock
     done = _run(args)  # no stale lock: the next run just works
     assert done.returncode == 0, done.stderr
