@@ -3,6 +3,7 @@
 The public API is small and stable; the CLI uses exactly these functions::
 
     import reid_stra
+    features = reid_stra.Embedder().embed(crops)   # list of H x W x 3 uint8 RGB crops -> N x D
     model = reid_stra.build_model("stra_resnet50", num_classes=0, pretrained=None)
     reid_stra.load_weights(model, "model.pth")
     reid_stra.list_models()
@@ -19,11 +20,21 @@ from reid_stra.errors import ReidError
 if TYPE_CHECKING:  # pragma: no cover
     from reid_stra.metrics.rank import evaluate_rank
     from reid_stra.models import build_model, list_models, load_weights
+    from reid_stra.retrieval.embedder import Embedder
 
-__all__ = ["__version__", "ReidError", "build_model", "list_models", "load_weights", "evaluate_rank"]
+__all__ = [
+    "__version__",
+    "ReidError",
+    "Embedder",
+    "build_model",
+    "list_models",
+    "load_weights",
+    "evaluate_rank",
+]
 
 # Imported lazily so `reid-stra --help` does not pay for importing torch.
 _LAZY = {
+    "Embedder": "reid_stra.retrieval.embedder",
     "build_model": "reid_stra.models",
     "list_models": "reid_stra.models",
     "load_weights": "reid_stra.models",

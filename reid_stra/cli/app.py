@@ -20,6 +20,7 @@ from reid_stra.cli import (
     cmd_demo,
     cmd_evaluate,
     cmd_explain,
+    cmd_export,
     cmd_extract,
     cmd_index,
     cmd_models,
@@ -65,6 +66,7 @@ for _module in (
     cmd_search,
     cmd_index,
     cmd_explain,
+    cmd_export,
 ):
     _module.register(app)
 

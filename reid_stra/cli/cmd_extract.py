@@ -52,14 +52,15 @@ def extract(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Extract L2-normalized features of person crops into OUTPUT (.npy) plus a .json sidecar."""
-    from reid_stra.models import load_model
+    from reid_stra.retrieval.embedder import Embedder
     from reid_stra.retrieval.extract_file import extract_to_file
     from reid_stra.retrieval.features import features_path, sidecar_path
     from reid_stra.retrieval.inputs import expand_inputs
 
     output = features_path(output)
     paths = expand_inputs(inputs)
-    net, model_info = load_model(model, weights, device=device)
+    embedder = Embedder(model, weights, device=device)  # the Python API's loader and preprocessing
+    net, model_info = embedder.model, embedder.info
     default_h, default_w = model_info["input_size"]
     summary = extract_to_file(
         net,

@@ -13,7 +13,7 @@ from torch import nn
 
 from reid_stra.errors import ReidError
 from reid_stra.models.registry import get_entry
-from reid_stra.models.shipped import default_model_name, shipped_weights
+from reid_stra.models.shipped import WEIGHTS_DIR_ENV, default_model_name, searched_locations, shipped_weights
 from reid_stra.models.weights import (
     extract_state_dict,
     is_our_checkpoint,
@@ -113,10 +113,17 @@ def load_model(
         weights = shipped_weights(name)
         if weights is None:
             raise ReidError(
-                f"no shipped weights for model {name} in the repository's weights/ folder; "
-                "pass --weights FILE (a checkpoint from `reid-stra train`)"
+                f"no shipped weights for model {name}: looked for {name}*.pth in {searched_locations()} "
+                f"(${WEIGHTS_DIR_ENV} sets the folder); pass --weights FILE (a `reid-stra train` checkpoint)"
             )
     path = Path(weights)
+    if path.suffix.lower() == ".onnx":
+        from reid_stra.deploy.onnx_backend import load_onnx_model  # lazy: onnxruntime is optional
+
+        net, info = load_onnx_model(path, device)
+        if model is not None and model != info["model"]:
+            raise ReidError(f"{path}: holds a {info['model']} model, not {model}; drop --model")
+        return net, info
     checkpoint = read_checkpoint(path)
     if is_our_checkpoint(checkpoint):
         saved_name = checkpoint["model"]
@@ -148,6 +155,7 @@ def load_model(
         "mean": tuple(net.default_cfg["mean"]),
         "std": tuple(net.default_cfg["std"]),
         "embedding_dim": net.default_cfg["embedding_dim"],
+        "backend": "pytorch",
         "load_report": report,
     }
     return net, info

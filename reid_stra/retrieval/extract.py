@@ -197,7 +197,7 @@ def iterate_batches(
             if failures and not skip_bad:
                 continue  # keep decoding to report every bad file, but stop spending model time
             good = [pos for pos, reason in enumerate(errors) if not reason]
-            feats = _embed(forward, images[good] if bad else images, device, preprocess)
+            feats = embed_batch(forward, images[good] if bad else images, device, preprocess)
             yield Extraction(feats, np.asarray([indices[p] for p in good], dtype=np.int64), bad)
     if failures and not skip_bad:
         raise unreadable_error(failures)
@@ -223,6 +223,19 @@ def inference_runner(
     convolutions and uses channels-last weights; models torch.fx cannot trace run unfused.
     """
     was_training = model.training
+    forward = make_forward(model, device, optimize)
+    try:
+        with torch.inference_mode():
+            yield forward
+    finally:
+        model.train(was_training)
+
+
+def make_forward(
+    model: nn.Module, device: torch.device, optimize: bool = True
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``forward(x) -> (B, D)`` over an inference-optimized copy of ``model`` (put in eval mode on
+    ``device``); built once and reused by :class:`~reid_stra.retrieval.embedder.Embedder`."""
     model.eval().to(device)
     runner, channels_last = _optimized_copy(model) if optimize else (model, False)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -236,14 +249,12 @@ def inference_runner(
             raise ReidError(f"the model returned {tuple(output.shape)} per batch; expected (batch, dim)")
         return output
 
-    try:
-        with torch.inference_mode():
-            yield forward
-    finally:
-        model.train(was_training)
+    return forward
 
 
 def _optimized_copy(model: nn.Module) -> tuple[nn.Module, bool]:
+    if getattr(model, "inference_ready", False):  # e.g. an ONNX Runtime session: nothing to fuse
+        return model, False
     with torch.no_grad():
         try:
             from torch.fx.experimental.optimization import fuse
@@ -258,7 +269,7 @@ def _optimized_copy(model: nn.Module) -> tuple[nn.Module, bool]:
         return runner.to(memory_format=torch.channels_last), True
 
 
-def _embed(
+def embed_batch(
     forward: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
     device: torch.device,

@@ -42,6 +42,7 @@ class FeatureMeta:
     model: str | None = None
     weights: str | None = None
     weights_sha256: str | None = None
+    backend: str = "pytorch"  # what ran the model: pytorch, or onnxruntime for an exported .onnx
     input_size: list[int] = field(default_factory=lambda: [256, 128])
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
@@ -76,6 +77,7 @@ class FeatureMeta:
             model=info.get("model"),
             weights=None if info.get("weights") is None else os.path.abspath(info["weights"]),
             weights_sha256=info.get("weights_sha256"),
+            backend=str(info.get("backend", "pytorch")),
             input_size=[int(v) for v in (input_size or info["input_size"])],
             mean=[float(v) for v in info["mean"]],
             std=[float(v) for v in info["std"]],

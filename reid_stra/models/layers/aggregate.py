@@ -81,12 +81,9 @@ class _LocalAggregate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weights: torch.Tensor, values: torch.Tensor, kernel_size: int, dilation: int):
-        batch, modes, _, height, width = weights.shape
-        grid = _FlatGrid(height, width, kernel_size, dilation)
-        out = _accumulate(grid.to_grid(weights), grid.pad_values(values, modes), grid)
         ctx.save_for_backward(weights, values)
         ctx.geometry = (kernel_size, dilation)
-        return grid.from_grid(out).reshape(values.shape)
+        return _aggregate(weights, values, kernel_size, dilation)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
@@ -127,6 +124,16 @@ def local_aggregate(
         raise ValueError(f"{values.shape[1]} value channels cannot be split into {weights.shape[1]} modes")
     # Under mixed precision the two arrive in different dtypes (softmax runs in float32).
     dtype = torch.promote_types(weights.dtype, values.dtype)
-    return _LocalAggregate.apply(
-        weights.to(dtype).contiguous(), values.to(dtype).contiguous(), kernel_size, dilation
-    )
+    weights, values = weights.to(dtype).contiguous(), values.to(dtype).contiguous()
+    if not torch.is_grad_enabled() or not (weights.requires_grad or values.requires_grad):
+        # Inference: the same ops as the autograd Function's forward, as plain traceable code
+        # (TorchScript tracing and ONNX export cannot record a Python autograd Function).
+        return _aggregate(weights, values, kernel_size, dilation)
+    return _LocalAggregate.apply(weights, values, kernel_size, dilation)
+
+
+def _aggregate(weights: torch.Tensor, values: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
+    modes, (height, width) = weights.shape[1], weights.shape[-2:]
+    grid = _FlatGrid(height, width, kernel_size, dilation)
+    out = _accumulate(grid.to_grid(weights), grid.pad_values(values, modes), grid)
+    return grid.from_grid(out).reshape(values.shape)
