@@ -69,8 +69,8 @@ def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
 
     from reid_stra.data.datasets import load_dataset
     from reid_stra.engine.trainer import plan_run, train
-    from reid_stra.metrics.evaluation import evaluate_model
     from reid_stra.models import load_model
+    from reid_stra.retrieval.evaluation import evaluate_model
 
     torch.set_num_threads(args.threads)
     out = Path(args.out) / f"{model}_seed{seed}"

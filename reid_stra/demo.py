@@ -34,9 +34,9 @@ def run_demo(
     """
 
     from reid_stra.engine.trainer import plan_run, train
-    from reid_stra.metrics.evaluation import evaluate_model
     from reid_stra.models import build_model, load_model, shipped_weights
     from reid_stra.models.weights import read_checkpoint
+    from reid_stra.retrieval.evaluation import evaluate_model
     from reid_stra.viz.cmc import save_cmc_plot
 
     out = Path(out)

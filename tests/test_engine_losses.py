@@ -90,7 +90,7 @@ def test_reid_loss_combines_parts_with_weights() -> None:
     out = {
         "logits": torch.tensor([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0], [5.0, 0.0, 0.0]]),
         "features": torch.randn(4, 4),
-        "diversity": torch.tensor(2.0),
+        "mode_pooling": [torch.ones(4, 3, 1, 1)],  # 3 modes on 1 position: G - 1 = 2
     }
     targets = torch.tensor([0, 1, 1, 0])
     total, parts = criterion(out, targets)
@@ -107,7 +107,11 @@ def test_reid_loss_combines_parts_with_weights() -> None:
 
 def test_reid_loss_diversity_weight_zero_logs_but_does_not_add() -> None:
     criterion = ReidLoss(LossWeights(diversity_weight=0.0), num_classes=2, feat_dim=2)
-    out = {"logits": torch.zeros(2, 2), "features": torch.zeros(2, 2), "diversity": torch.tensor(3.0)}
+    out = {
+        "logits": torch.zeros(2, 2),
+        "features": torch.zeros(2, 2),
+        "mode_pooling": [torch.ones(2, 4, 1, 1)],
+    }
     total, parts = criterion(out, torch.tensor([0, 1]))
     assert total.item() == pytest.approx(math.log(2.0), abs=1e-6)
     assert parts["diversity"].item() == 3.0

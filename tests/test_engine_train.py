@@ -223,8 +223,8 @@ def test_worker_seeding_repeats_augmentation_after_restart(synthetic_root: Path)
 def test_mAP_rises_well_above_the_untrained_model(shared_dir: Path, tmp_path: Path) -> None:
     """ImageNet-initialized MobileNetV2 (the paper's recipe) learns the synthetic identities."""
     from reid_stra.data import load_dataset, make_synthetic_dataset
-    from reid_stra.metrics.evaluation import evaluate_model
     from reid_stra.models import build_model
+    from reid_stra.retrieval.evaluation import evaluate_model
 
     imagenet = shared_dir / "weights" / "mobilenetv2_imagenet_legacy.pt"
     root = make_synthetic_dataset(tmp_path / "data", num_train_ids=32, num_test_ids=8, cameras=3,

@@ -9,11 +9,12 @@ from torch import nn
 
 from reid_stra.errors import ReidError
 from reid_stra.metrics.distance import distance_block, prepare_pair
-from reid_stra.metrics.evaluation import evaluate_features, evaluate_model
+from reid_stra.metrics.evaluation import evaluate_features
 from reid_stra.metrics.query_expansion import query_expansion
 from reid_stra.metrics.rank import evaluate_rank
 from reid_stra.metrics.reference import reference_query_expansion, reference_re_ranking
 from reid_stra.metrics.rerank import k_reciprocal_distance_chunks
+from reid_stra.retrieval.evaluation import evaluate_model
 
 
 def _clustered(seed: int = 0, num_q: int = 30, num_g: int = 120, ids: int = 12, dim: int = 16) -> tuple:

@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from reid_stra.engine.losses import mode_diversity
 from reid_stra.models.layers import StRA, local_aggregate
 from reid_stra.models.layers.mode_attention import ModeAttention
+from reid_stra.models.layers.mode_record import record_mode_pooling
 
 TOL = 1e-4
 
@@ -68,12 +70,14 @@ def test_golden_train_mode(golden) -> None:
 
 def test_golden_eval_mode_local_output_and_diversity(golden) -> None:
     module = _stats_before_train_forward(_module(golden), golden["x"]).eval()
-    with torch.no_grad():
+    with torch.no_grad(), record_mode_pooling() as maps:
         local = module.local(golden["x"])
         y = module(golden["x"])
     assert (local - golden["local_out_eval"]).abs().max() <= TOL
     assert (y - golden["y_eval"]).abs().max() <= TOL
-    assert (module.moe.last_diversity - golden["diversity_eval"]).abs().max() <= TOL
+    (pooling,) = maps
+    assert pooling.module is module.moe
+    assert (mode_diversity(pooling.weights) - golden["diversity_eval"]).abs().max() <= TOL
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -116,17 +120,20 @@ def test_aggregation_matches_unfold_and_has_exact_gradients(kernel_size, dilatio
 def test_mode_attention_pooling_is_a_distribution_and_diversity_in_range() -> None:
     torch.manual_seed(0)
     module = ModeAttention(64, modes=8).eval()
-    maps = []
-    module.capture = maps
-    with torch.no_grad():
+    with torch.no_grad(), record_mode_pooling() as maps:
         y = module(torch.randn(3, 64, 4, 2))
     assert y.shape == (3, 64, 4, 2)
-    (pooling,) = maps
+    (entry,) = maps
+    pooling = entry.weights
     assert pooling.shape == (3, 8, 4, 2)
     assert torch.allclose(pooling.sum(dim=(2, 3)), torch.ones(3, 8))
     # G - sum_i max_g P[g, i] lies in [0, G - 1]: 0 when modes pool disjoint places.
-    assert module.last_diversity.shape == (3,)
-    assert ((module.last_diversity >= 0) & (module.last_diversity <= 7)).all()
+    diversity = mode_diversity(pooling)
+    assert diversity.shape == (3,)
+    assert ((diversity >= 0) & (diversity <= 7)).all()
+    with torch.no_grad():
+        module(torch.randn(3, 64, 4, 2))
+    assert len(maps) == 1 and not hasattr(module, "last_diversity")  # no record open: nothing kept
 
 
 def test_sasa_matches_a_naive_unfold_implementation() -> None:

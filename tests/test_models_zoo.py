@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from reid_stra import ReidError
+from reid_stra.engine.losses import mean_mode_diversity
 from reid_stra.models import (
     build_model,
     capture_mode_maps,
@@ -65,15 +66,16 @@ def test_model_trains_and_evaluates(name: str) -> None:
     dim = model.default_cfg["embedding_dim"]
     x = torch.randn(2, 3, 64, 32)
     out = model.train()(x)
-    assert set(out) == {"logits", "features", "diversity"}
+    assert set(out) == {"logits", "features", "mode_pooling"}
     assert out["logits"].shape == (2, 5)
     assert out["features"].shape[0] == 2
-    assert out["diversity"].dim() == 0 and torch.isfinite(out["diversity"])
     if name in WITH_MODE_ATTENTION:
-        assert out["diversity"] > 0
+        diversity = mean_mode_diversity(out["mode_pooling"])
+        assert diversity.dim() == 0 and torch.isfinite(diversity) and diversity > 0
     else:
-        assert out["diversity"] == 0
-    (out["logits"].logsumexp(1).mean() + out["diversity"]).backward()
+        assert out["mode_pooling"] == []
+        diversity = torch.zeros(())
+    (out["logits"].logsumexp(1).mean() + diversity).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"no gradient reaches {missing[:3]}"
     with torch.no_grad():
@@ -262,7 +264,7 @@ def test_mixed_precision_training_step() -> None:
     model = build_model("stra_resnet50", num_classes=5).train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(2, 3, 64, 32))
-        loss = out["logits"].float().logsumexp(1).mean() + out["diversity"].float()
+        loss = out["logits"].float().logsumexp(1).mean() + mean_mode_diversity(out["mode_pooling"]).float()
     loss.backward()
     assert all(
         p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad

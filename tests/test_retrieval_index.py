@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from reid_stra.errors import ReidError
+from reid_stra.metrics.neighbors import knn
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
 from reid_stra.retrieval.index import (
     build_index,
     exact_index,
     index_path,
-    knn,
     load_or_build_index,
     read_index_meta,
     save_index,

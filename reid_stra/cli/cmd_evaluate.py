@@ -150,8 +150,8 @@ def _load_split(data: str | None, root: Path | None, data_opt: list[str]):
 def _evaluate_model(
     data, root, data_opt, model, weights, flip, batch_size, workers, device, options
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from reid_stra.metrics.evaluation import evaluate_model
     from reid_stra.models.build import load_model
+    from reid_stra.retrieval.evaluation import evaluate_model
 
     if batch_size < 1:
         raise ReidError(f"--batch-size {batch_size}: must be at least 1")

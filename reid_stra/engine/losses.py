@@ -107,6 +107,17 @@ class CenterLoss(nn.Module):
         return (features.float() - self.centers[targets]).pow(2).sum(dim=1).mean()
 
 
+def mode_diversity(pooling: torch.Tensor) -> torch.Tensor:
+    """Spec §3's diversity loss per sample, ``G - sum_i max_g P[g, i]`` for pooling maps P of
+    shape (B, G, h, w): 0 when the modes pool from disjoint places, G - 1 when they coincide."""
+    return pooling.shape[1] - pooling.flatten(2).max(dim=1).values.sum(dim=-1)
+
+
+def mean_mode_diversity(pooling: list[torch.Tensor]) -> torch.Tensor:
+    """The training term: the mean over Mode Attention blocks of the batch-mean diversity."""
+    return torch.stack([mode_diversity(p).mean() for p in pooling]).mean()
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """Which losses are on and how much each counts (a slice of :class:`TrainConfig`)."""
@@ -124,7 +135,7 @@ class ReidLoss(nn.Module):
     """``ce_w * CE-LS + tri_w * triplet + center_w * center + div_w * diversity`` on the model's dict.
 
     ``forward(out, targets)`` takes the train-mode model output ``{"logits", "features",
-    "diversity"}`` and returns ``(total, parts)``; ``parts`` maps each enabled loss (unweighted)
+    "mode_pooling"}`` and returns ``(total, parts)``; ``parts`` maps each enabled loss (unweighted)
     and ``acc`` (classifier top-1 accuracy) to detached scalars for logging.
     """
 
@@ -160,8 +171,9 @@ class ReidLoss(nn.Module):
         if self.center is not None:
             parts["center"] = self.center(out["features"], targets)
             total = total + self.weights.center_weight * parts["center"]
-        diversity = out.get("diversity")
-        if diversity is not None:
+        pooling = out.get("mode_pooling")
+        if pooling:
+            diversity = mean_mode_diversity(pooling)
             # Logged even when its weight is 0: how far the modes overlap is worth watching.
             parts["diversity"] = diversity.float()
             if self.weights.diversity_weight > 0:

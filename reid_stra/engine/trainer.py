@@ -46,6 +46,7 @@ from reid_stra.engine.distributed import (
 from reid_stra.engine.losses import LossWeights, ReidLoss
 from reid_stra.engine.optim import build_optimizer, build_scheduler
 from reid_stra.errors import ReidError
+from reid_stra.models.heads import HEAD_LAYERS
 from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
 from reid_stra.utils.killpoint import kill_point
 from reid_stra.utils.progress import task_progress
@@ -413,7 +414,7 @@ class TrainingRun:
         """Rank 0 evaluates on query/gallery (L2-normalized, Euclidean); the others wait."""
         result: dict[str, Any] = {}
         if self.ctx.is_main:
-            from reid_stra.metrics.evaluation import evaluate_model
+            from reid_stra.retrieval.evaluation import evaluate_model
 
             self.model.eval()
             metrics = evaluate_model(
@@ -521,9 +522,6 @@ class TrainingRun:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-HEAD_LAYERS = ("global_avg_pool", "bnneck", "classifier")
-
-
 def seed_loader_epoch(loader: Any, seed: int, epoch: int, rank: int) -> None:
     """Select ``epoch``'s sample order and worker seeds, independent of earlier epochs.
 
@@ -548,28 +546,16 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def new_layer_names(model: nn.Module) -> tuple[str, ...]:
-    """Modules trained during the fixbase epochs: the last backbone stage and the head.
-
-    The paper trains layer4, the head and the classifier first (for StRA-ResNet50, layer4 holds
-    the new StRA blocks). For MobileNetV2 the analogue is every block at the final resolution
-    (``features.14`` on, where StRA sits). A model can choose by defining ``new_layer_names()``.
-    """
+    """Modules trained during the fixbase epochs, as the model declares them (``new_layer_names()``:
+    the last backbone stage and the head for every model of the zoo)."""
     declared = getattr(model, "new_layer_names", None)
-    if callable(declared):
-        return tuple(declared())
-    children = dict(model.named_children())
-    names = [name for name in ("layer4", *HEAD_LAYERS) if name in children]
-    features = children.get("features")
-    if "layer4" not in children and isinstance(features, nn.Sequential):
-        from reid_stra.models.mobilenet import LAST_STRIDE_BLOCK
-
-        names += [f"features.{i}" for i in range(LAST_STRIDE_BLOCK, len(features))]
+    names = tuple(declared()) if callable(declared) else ()
     if not any(name not in HEAD_LAYERS for name in names):
         raise ReidError(
             f"--fixbase-epochs: cannot tell which layers of {type(model).__name__} are new; "
             "use --fixbase-epochs 0"
         )
-    return tuple(names)
+    return names
 
 
 def _fixbase_layers(model: nn.Module, config: TrainConfig) -> tuple[str, ...]:

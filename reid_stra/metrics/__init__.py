@@ -1,6 +1,7 @@
 """Evaluation: the re-ID ranking protocol, distances, k-reciprocal re-ranking, query expansion.
 
-``evaluate_rank`` needs only numpy; the feature/model pipelines (torch, FAISS) load on first use.
+``evaluate_rank`` needs only numpy; the feature pipeline (torch, FAISS) loads on first use.
+Evaluating a model is :func:`reid_stra.retrieval.evaluation.evaluate_model`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from typing import TYPE_CHECKING, Any
 from reid_stra.metrics.rank import MODES, RankAccumulator, evaluate_rank
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reid_stra.metrics.evaluation import evaluate_features, evaluate_model
+    from reid_stra.metrics.evaluation import evaluate_features
 
-__all__ = ["MODES", "RankAccumulator", "evaluate_rank", "evaluate_features", "evaluate_model"]
+__all__ = ["MODES", "RankAccumulator", "evaluate_rank", "evaluate_features"]
 
 _LAZY = {
     "evaluate_features": "reid_stra.metrics.evaluation",
-    "evaluate_model": "reid_stra.metrics.evaluation",
 }
 
 

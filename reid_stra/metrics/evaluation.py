@@ -1,4 +1,6 @@
-"""Evaluate features or a model on a query/gallery split: the pipeline behind `reid-stra evaluate`.
+"""Evaluate features on a query/gallery split: the metric pipeline behind `reid-stra evaluate`.
+
+Evaluating a *model* (extract, then this) is :mod:`reid_stra.retrieval.evaluation`, above both.
 
 features -> (normalize) -> (query expansion) -> distances in query chunks (or k-reciprocal
 re-ranked distances) -> :class:`~reid_stra.metrics.rank.RankAccumulator`. No query x gallery
@@ -8,12 +10,10 @@ matrix is ever held, so MSMT17-sized problems fit in a couple of GB.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from reid_stra.errors import ReidError
 from reid_stra.metrics.distance import check_metric, iter_distance_chunks, l2_normalize, prepare_pair
@@ -94,80 +94,6 @@ def evaluate_features(
         result.update(k1=k1, k2=k2, lambda_value=lambda_value)
     if qe:
         result.update(qe_k=qe_k, qe_alpha=qe_alpha)
-    return result
-
-
-def evaluate_model(
-    model: nn.Module,
-    query: Sequence[Any],
-    gallery: Sequence[Any],
-    *,
-    device: str | torch.device = "cpu",
-    batch_size: int = 64,
-    workers: int = 2,
-    input_size: Sequence[int] | None = None,
-    flip: bool = False,
-    metric: str = "euclidean",
-    normalize: bool = True,
-    rerank: bool = False,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    qe: bool = False,
-    qe_k: int = 10,
-    qe_alpha: float = 3.0,
-    max_rank: int = 50,
-    mode: str = "standard",
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Extract query and gallery features with ``model`` and evaluate them.
-
-    ``query``/``gallery`` are lists of ``Sample(path, pid, camid)``. Preprocessing (input size,
-    mean, std) comes from ``model.default_cfg`` unless ``input_size`` overrides it; ``flip``
-    averages each image's features with its mirror's. The model's train/eval mode is restored.
-    """
-    from reid_stra.retrieval.extract import extract_features
-
-    check_metric(metric)
-    if not query or not gallery:
-        raise ReidError("evaluation needs query and gallery images; the dataset has an empty split")
-    wrapped = getattr(model, "module", None)  # DistributedDataParallel / DataParallel
-    cfg = getattr(model, "default_cfg", None) or getattr(wrapped, "default_cfg", None) or {}
-    size = tuple(input_size or cfg.get("input_size") or (256, 128))
-    options = {
-        "batch_size": batch_size,
-        "workers": workers,
-        "device": device,
-        "input_size": size,
-        "flip": flip,
-        "progress": progress,
-    }
-    if cfg.get("mean") is not None:
-        options.update(mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
-    qf = extract_features(model, [s.path for s in query], **options)
-    gf = extract_features(model, [s.path for s in gallery], **options)
-    result = evaluate_features(
-        qf,
-        gf,
-        [s.pid for s in query],
-        [s.pid for s in gallery],
-        [s.camid for s in query],
-        [s.camid for s in gallery],
-        metric=metric,
-        normalize=normalize,
-        rerank=rerank,
-        k1=k1,
-        k2=k2,
-        lambda_value=lambda_value,
-        qe=qe,
-        qe_k=qe_k,
-        qe_alpha=qe_alpha,
-        max_rank=max_rank,
-        mode=mode,
-        device=device,
-        progress=progress,
-    )
-    result.update(flip=flip, input_size=list(size), num_query_images=len(qf), num_gallery_images=len(gf))
     return result
 
 

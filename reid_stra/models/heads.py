@@ -15,19 +15,25 @@ are ``global_avg_pool.*`` and ``classifier.*``, the authors' names.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from reid_stra.errors import ReidError
 from reid_stra.models.layers.mode_attention import ModeAttention
+from reid_stra.models.layers.mode_record import record_mode_pooling
 
 NECKS = ("fc", "bnneck", "none")
+HEAD_LAYERS = ("global_avg_pool", "bnneck", "classifier")
 
 
 class ReidNet(nn.Module):
     """Backbone + re-ID head. Subclasses build the backbone, then call :meth:`init_head`.
 
-    eval: ``model(x)`` -> (B, D) embedding. train: ``{"logits", "features", "diversity"}``.
+    eval: ``model(x)`` -> (B, D) embedding. train: ``{"logits", "features", "mode_pooling"}``,
+    where ``mode_pooling`` lists each Mode Attention block's pooling maps (B, G, h, w) of this
+    forward (empty without StRA), from which the loss computes the diversity term.
     """
 
     #: torchvision ImageNet weights for ``pretrained="imagenet"`` (None: none published).
@@ -63,29 +69,38 @@ class ReidNet(nn.Module):
         """Backbone feature map (B, C, h, w)."""
         raise NotImplementedError
 
+    def new_layer_names(self) -> tuple[str, ...]:
+        """Modules the fixbase epochs train: the last backbone stage and the head (timm's
+        ``group_matcher`` idea: the model, not the trainer, knows its own layout)."""
+        children = dict(self.named_children())
+        return (*self.last_stage_names(), *(name for name in HEAD_LAYERS if name in children))
+
+    def last_stage_names(self) -> tuple[str, ...]:
+        """The backbone's last stage (where the paper's new StRA layers sit): ResNet's layer4."""
+        return ("layer4",) if "layer4" in dict(self.named_children()) else ()
+
     def mode_attention_blocks(self) -> list[ModeAttention]:
         return [m for m in self.modules() if isinstance(m, ModeAttention)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor | None]:
-        blocks = self.mode_attention_blocks()
-        for block in blocks:  # a stale loss from an earlier forward must never leak into this one
-            block.last_diversity = None
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, Any]:
+        if not self.training:
+            return self._embed(x)
+        with record_mode_pooling() as maps:
+            embedding, metric_features = self._embed_and_metric(x)
+        return {
+            "logits": None if self.classifier is None else self.classifier(embedding),
+            "features": metric_features,
+            "mode_pooling": [m.weights for m in maps],
+        }
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self._embed_and_metric(x)[0]
+
+    def _embed_and_metric(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.global_avg_pool(self.forward_features(x)).flatten(1)
         if self.neck == "bnneck":
             embedding = self.bnneck(pooled)
             metric_features = pooled
         else:
             embedding = metric_features = pooled
-        if not self.training:
-            return embedding
-        return {
-            "logits": None if self.classifier is None else self.classifier(embedding),
-            "features": metric_features,
-            "diversity": _mean_diversity(blocks, x),
-        }
-
-
-def _mean_diversity(blocks: list[ModeAttention], x: torch.Tensor) -> torch.Tensor:
-    """Mean over Mode Attention blocks of each block's batch-mean diversity loss (0 without StRA)."""
-    losses = [block.last_diversity.mean() for block in blocks if block.last_diversity is not None]
-    return torch.stack(losses).mean() if losses else x.new_zeros(())
+        return embedding, metric_features

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from reid_stra.models.layers.mode_attention import ModeAttention
+from reid_stra.models.layers.mode_record import record_mode_pooling
 
 # The residual block that owns a Mode Attention module: "layer4.0", "features.15".
 _BLOCK_NAME = re.compile(r"^(layer\d+\.\d+|features\.\d+)")
@@ -52,26 +53,16 @@ class ModeMaps(list):
         return {name: torch.cat(parts) for name, parts in grouped.items()}
 
 
-class _NamedSink:
-    """Appends to the shared ModeMaps, recording which block the entry came from."""
-
-    def __init__(self, maps: ModeMaps, name: str) -> None:
-        self.maps, self.name = maps, name
-
-    def append(self, weights: torch.Tensor) -> None:
-        self.maps.append(weights)
-        self.maps.names.append(self.name)
-
-
 @contextlib.contextmanager
 def capture_mode_maps(model: nn.Module) -> Iterator[ModeMaps]:
     """Collect every Mode Attention block's pooling weights during forwards inside the block."""
+    names = {id(module): name for name, module in mode_blocks(model)}
     maps = ModeMaps()
-    blocks = mode_blocks(model)
-    for name, module in blocks:
-        module.capture = _NamedSink(maps, name)
     try:
-        yield maps
+        with record_mode_pooling() as record:
+            yield maps
     finally:
-        for _, module in blocks:
-            module.capture = None
+        for entry in record:
+            if id(entry.module) in names:  # only this model's blocks
+                maps.append(entry.weights.detach())
+                maps.names.append(names[id(entry.module)])

@@ -131,6 +131,10 @@ class ReidMobileNetV2(ReidNet):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
+    def last_stage_names(self) -> tuple[str, ...]:
+        """Every block at the final resolution (``features.14`` on, where StRA sits)."""
+        return tuple(f"features.{i}" for i in range(LAST_STRIDE_BLOCK, len(self.features)))
+
 
 def default_stra_blocks(last_stride: int) -> tuple[int, ...]:
     """Every block at the final resolution (see the module docstring)."""

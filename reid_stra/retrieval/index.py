@@ -26,6 +26,7 @@ import numpy as np
 
 from reid_stra._version import __version__
 from reid_stra.errors import ReidError, unknown_name_error
+from reid_stra.metrics.neighbors import configure_faiss_threads
 from reid_stra.retrieval.features import FeatureMeta, features_path, load_features
 from reid_stra.utils.atomic import atomic_write_json, atomic_write_with
 from reid_stra.utils.progress import task_progress
@@ -74,7 +75,7 @@ class SearchIndex:
         """
         queries = _as_queries(queries, self.dim)
         k = max(1, min(int(k), self.count))
-        _configure_threads()
+        configure_faiss_threads()
         if self.index is None:
             scores, indices = faiss.knn(queries, _contiguous(self.vectors), k, _faiss_metric(self.metric))
         elif self.reranked:
@@ -148,7 +149,7 @@ def build_index(
         pca=pca,
         rerank=rerank,
     )
-    _configure_threads()
+    configure_faiss_threads()
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     reduced = params.get("pca") or dim
@@ -200,17 +201,6 @@ def exact_index(features: np.ndarray, metric: str = "ip") -> SearchIndex:
     if metric not in METRICS:
         raise unknown_name_error("metric", metric, METRICS)
     return SearchIndex("flat", metric, features.shape[0], features.shape[1], None, features, {})
-
-
-def knn(
-    queries: np.ndarray, gallery: np.ndarray, k: int, metric: str = "ip"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` ``(distances, indices)`` of each query row in ``gallery`` (FAISS brute force).
-
-    For re-ranking and query expansion: distances follow :class:`SearchIndex` (``1 - ip`` or
-    squared Euclidean), ``k`` is clamped to the gallery size.
-    """
-    return exact_index(_contiguous(np.asarray(gallery, dtype=np.float32)), metric).search(queries, k)
 
 
 def default_metric(meta: FeatureMeta) -> str:
@@ -446,15 +436,6 @@ def _core(index: Any) -> Any:
     if isinstance(index, faiss.IndexPreTransform):
         return faiss.downcast_index(index.index)
     return index
-
-
-def _configure_threads() -> None:
-    """FAISS defaults to every core the machine has; use only those this process may run on."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        available = os.cpu_count() or 1
-    faiss.omp_set_num_threads(max(1, available))
 
 
 def _faiss_metric(metric: str) -> int:

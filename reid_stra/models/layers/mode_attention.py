@@ -1,21 +1,21 @@
 """Mode Attention (spec §3): pool each mode into a modal vector, re-weight, let modes interact.
 
-The module keeps the per-sample diversity loss of its last forward in ``last_diversity`` (the
-model averages it over its blocks) and, while a capture list is attached (see
-:func:`reid_stra.models.introspect.capture_mode_maps`), appends its pooling weights P to it.
+The module keeps no state between forwards: it hands its pooling weights P to the record the
+caller opened (:func:`~reid_stra.models.layers.mode_record.record_mode_pooling`), from which the
+training loss computes the diversity term and ``explain`` draws the maps.
 Names (``gap_weight``, ``bn``, ``bn2``) follow the authors' release.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from reid_stra.errors import ReidError
+from reid_stra.models.layers.mode_record import hand_over
 from reid_stra.models.layers.pointwise import PointwiseConv
 
 
@@ -37,15 +37,12 @@ class ModeAttention(nn.Module):
         )
         self.bn = nn.BatchNorm2d(modes)
         self.bn2 = nn.BatchNorm2d(modes) if interaction else None
-        self.last_diversity: torch.Tensor | None = None
-        self.capture: Any = None  # anything with .append(tensor), set by capture_mode_maps
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = s.shape
         g, positions = self.modes, height * width
         pooling = torch.softmax(self.gap_weight(s).reshape(batch, g, positions), dim=-1)
-        if self.capture is not None:
-            self.capture.append(pooling.detach().view(batch, g, height, width))
+        hand_over(self, pooling.view(batch, g, height, width))
         features = s.reshape(batch, g, channels // g, positions)
         modal = torch.matmul(features, pooling.unsqueeze(-1)).squeeze(-1)  # z: (B, G, n)
         if self.interaction:
@@ -70,8 +67,6 @@ class ModeAttention(nn.Module):
             queries.transpose(2, 3).reshape(batch * g, -1, phases),
             torch.stack(gates, dim=2).reshape(batch * g, phases, positions),
         )
-        if not isinstance(pooling, torch.fx.Proxy):  # no state is kept while torch.fx traces
-            self.last_diversity = g - pooling.max(dim=1).values.sum(dim=-1)
         return y.view(batch, channels, height, width)
 
     @staticmethod
