@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from reid_stra.cli.options import Device, PrecisionChoice, chosen_precision
 from reid_stra.cli.output import emit_json, info, print_table
 from reid_stra.errors import ReidError
 
@@ -65,7 +66,8 @@ def evaluate(
     cmc_plot: Path | None = typer.Option(None, "--cmc-plot", help="Also save the CMC curve as this PNG."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
     workers: int = typer.Option(2, "--workers", help="Image decoding worker processes (0: in this process)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: Device = "auto",
+    precision: PrecisionChoice = "auto",
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Evaluate re-ID accuracy (rank-1/5/10, mAP, mINP) on a dataset's query/gallery split."""
@@ -97,8 +99,19 @@ def evaluate(
             query_features, gallery_features, data, root, data_opt, options, resolved
         )
     else:
+        arithmetic = chosen_precision(precision, device)
         result, source = _evaluate_model(
-            data, root, data_opt, model, weights, flip, batch_size, workers, resolved, options
+            data,
+            root,
+            data_opt,
+            model,
+            weights,
+            flip,
+            batch_size,
+            workers,
+            resolved,
+            options,
+            arithmetic.name,
         )
     summary = _summary(result, source)
     if cmc_plot is not None:
@@ -148,7 +161,7 @@ def _load_split(data: str | None, root: Path | None, data_opt: list[str]):
 
 
 def _evaluate_model(
-    data, root, data_opt, model, weights, flip, batch_size, workers, device, options
+    data, root, data_opt, model, weights, flip, batch_size, workers, device, options, precision
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from reid_stra.models.build import load_model
     from reid_stra.retrieval.evaluation import evaluate_model
@@ -161,9 +174,11 @@ def _evaluate_model(
         f"evaluating {model_info['model']} ({model_info['weights']}) on {dataset.name}: "
         f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
     )
+    if model_info.get("backend") == "onnxruntime":
+        precision = "fp32"  # the exported graph runs as exported
     result = evaluate_model(
         net, dataset.query, dataset.gallery, device=device, batch_size=batch_size, workers=workers, flip=flip,
-        **options,
+        precision=precision, **options,
     )  # fmt: skip
     source = {
         "data": dataset.name,
@@ -172,6 +187,7 @@ def _evaluate_model(
         "weights": model_info["weights"],
         "weights_sha256": model_info["weights_sha256"],
         "flip": flip,
+        "precision": precision,
     }
     return result, source
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from reid_stra.cli.options import Device, PrecisionChoice, chosen_precision
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -18,7 +19,8 @@ def explain(
         None, "--block", help="Only this StRA block (e.g. layer4.2 or features.17); default: every block."
     ),
     max_images: int = typer.Option(8, "--max-images", min=1, help="Draw at most this many images."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: Device = "auto",
+    precision: PrecisionChoice = "auto",
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary for scripts."),
 ) -> None:
     """Draw each StRA mode's pooling weights as a heat map over person crops, one panel per mode."""
@@ -38,6 +40,7 @@ def explain(
         mean=meta["mean"],
         std=meta["std"],
         device=next(net.parameters()).device,
+        precision=chosen_precision(precision, device).name,
     )
     if block is not None:
         if block not in maps:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from reid_stra.cli.options import Device, PrecisionChoice, chosen_precision
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -34,7 +35,8 @@ def extract(
     workers: int = typer.Option(
         2, "--workers", help="Processes decoding images in parallel (0: in this process)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: Device = "auto",
+    precision: PrecisionChoice = "auto",
     flip: bool = typer.Option(False, "--flip", help="Average each image's features with its mirror image's."),
     normalize: bool = typer.Option(
         True, "--normalize/--no-normalize", help="L2-normalize each feature row (the evaluation protocol)."
@@ -59,7 +61,9 @@ def extract(
 
     output = features_path(output)
     paths = expand_inputs(inputs)
-    embedder = Embedder(model, weights, device=device)  # the Python API's loader and preprocessing
+    arithmetic = chosen_precision(precision, device)
+    # The Python API's loader and preprocessing (an ONNX file runs as exported: fp32).
+    embedder = Embedder(model, weights, device=device, precision=arithmetic.name)
     net, model_info = embedder.model, embedder.info
     default_h, default_w = model_info["input_size"]
     summary = extract_to_file(
@@ -75,6 +79,7 @@ def extract(
         flip=flip,
         normalize=normalize,
         skip_bad=skip_bad,
+        precision=embedder.precision.name,
         notify=info,
     )
     meta = summary.meta
@@ -89,6 +94,7 @@ def extract(
         "input_size": meta.input_size,
         "normalized": meta.normalized,
         "flip": meta.flip,
+        "precision": meta.precision,
         "ids_parsed": meta.pids is not None,
         "extracted": summary.extracted,
         "reused": summary.reused,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from reid_stra.cli.options import Device, PrecisionChoice, chosen_precision
 from reid_stra.cli.output import emit_json, info, print_table
 
 # A ranked-list picture with more rows than this is unreadable (and huge); the rest are listed only.
@@ -65,7 +66,8 @@ def search(
     csv_out: str | None = typer.Option(
         None, "--csv", help="Write the results as CSV to this file ('-': stdout)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: Device = "auto",
+    precision: PrecisionChoice = "auto",
     batch_size: int = typer.Option(64, "--batch-size", help="Query images per forward pass."),
     workers: int = typer.Option(2, "--workers", help="Processes decoding query images (0: in this process)."),
     skip_bad: bool = typer.Option(
@@ -99,6 +101,7 @@ def search(
             batch_size=batch_size,
             workers=workers,
             skip_bad=skip_bad,
+            precision=chosen_precision(precision, device).name,
         )
         query_name = "the query images"
         for item in query_meta.skipped:

@@ -98,7 +98,12 @@ def train(
     workers: int | None = typer.Option(None, "--workers", help="Data-loading processes (default: 4)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed; same seed, same run (default: 1)."),
     amp: bool | None = typer.Option(
-        None, "--amp/--no-amp", help="Mixed precision on CUDA (default: on; ignored on CPU)."
+        None, "--amp/--no-amp", help="--no-amp: no mixed precision under --precision auto (default: on)."
+    ),
+    precision: str | None = typer.Option(
+        None,
+        "--precision",
+        help="auto (default: bf16 with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16; the run says why.",
     ),
     set_values: list[str] = typer.Option(
         [], "--set", help="Any config key as KEY=VALUE (repeatable), e.g. --set triplet_soft=true."
@@ -141,6 +146,7 @@ def train(
         "workers": workers,
         "seed": seed,
         "amp": amp,
+        "precision": precision,
     }
     overrides: dict[str, Any] = _parse_set(set_values)
     overrides.update({key: value for key, value in options.items() if value is not None})

@@ -17,6 +17,7 @@ from typing import Any
 
 from reid_stra.errors import ReidError, suggest, unknown_name_error
 from reid_stra.utils.atomic import atomic_write_text
+from reid_stra.utils.precision import PRECISIONS
 
 SAMPLERS = ("random", "identity")
 CROP_STYLES = ("translate", "pad")
@@ -84,7 +85,8 @@ class TrainConfig:
     eval_batch_size: int = 64
     seed: int = 1
     device: str = "auto"
-    amp: bool = True  # mixed precision, used on CUDA only
+    amp: bool = True  # false: no mixed precision with precision "auto" (older configs' switch)
+    precision: str = "auto"  # auto, fp32, bf16 or fp16 (reid_stra.utils.precision)
     log_indices: bool = False  # debug: record each rank's sample indices per epoch (tests of DDP)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +116,8 @@ class TrainConfig:
         ):
             if getattr(self, key) not in choices:
                 raise unknown_name_error(key.replace("_", "-"), getattr(self, key), choices)
+        if self.precision not in PRECISIONS:
+            raise unknown_name_error("precision", self.precision, PRECISIONS)
         if not 0.0 <= self.adam_beta2 < 1.0:
             raise ReidError(f"--adam-beta2 {self.adam_beta2}: must be in [0, 1)")
         if self.optimizer.lower() not in OPTIMIZERS:

@@ -49,6 +49,7 @@ from reid_stra.errors import ReidError
 from reid_stra.models.heads import HEAD_LAYERS
 from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
 from reid_stra.utils.killpoint import kill_point
+from reid_stra.utils.precision import resolve_precision
 from reid_stra.utils.progress import task_progress
 
 Notice = Callable[[str], None]
@@ -165,7 +166,19 @@ class _TrainStep(nn.Module):
     def forward(
         self, images: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.criterion(self.model(images), targets)
+        out = self.model(images)
+        # The losses run in float32 whatever the model's autocast: logits and features cast up.
+        out = {key: _to_float(value) for key, value in out.items()}
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            return self.criterion(out, targets)
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.float()
+    if isinstance(value, list):
+        return [_to_float(v) for v in value]
+    return value
 
 
 class TrainingRun:
@@ -188,7 +201,14 @@ class TrainingRun:
         _seed_everything(config.seed)  # identical model init on every rank
         self.dataset = _load_dataset(config)
         self.model = _build_model(config, self.dataset.num_train_pids, fresh=plan.checkpoint is None, say=say)
-        self.model.to(self.device)
+        # channels-last: oneDNN's convolution kernels are much faster in it on CPU, cuDNN's under
+        # mixed precision (BENCHMARKS.md, "Precision"); the weights' values are unchanged.
+        self.memory_format = (
+            torch.channels_last
+            if self.device.type == "cpu" or (config.amp and self.device.type == "cuda")
+            else torch.contiguous_format
+        )
+        self.model.to(self.device, memory_format=self.memory_format)
         self.criterion = ReidLoss(
             LossWeights(**{k: getattr(config, k) for k in LossWeights.__dataclass_fields__}),
             num_classes=self.dataset.num_train_pids,
@@ -217,8 +237,12 @@ class TrainingRun:
             warmup_factor=config.warmup_factor,
             min_lr_factor=config.min_lr_factor,
         )
-        self.use_amp = config.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        # Mixed precision: autocast for the model's forward only; losses, BatchNorm statistics and
+        # the optimizer stay float32. fp16 (CUDA) needs the gradient scaler, bf16 does not.
+        requested = config.precision if config.amp or config.precision != "auto" else "fp32"
+        self.precision = resolve_precision(requested, self.device, training=True)
+        self.use_amp = self.precision.dtype is not None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.name == "fp16")
         self.loader = _build_loader(config, self.dataset, ctx, self.per_rank_batch, self.device)
         self.new_layers = _fixbase_layers(self.model, config) if config.fixbase_epochs else ()
         self.start_epoch = 0
@@ -287,7 +311,7 @@ class TrainingRun:
             f"training {config.model} on {config.data} ({len(self.dataset.train)} images, "
             f"{self.dataset.num_train_pids} ids) for {config.epochs} epochs on {self.device}"
             + (f" x {self.ctx.world_size} processes" if self.ctx.enabled else "")
-            + (", mixed precision" if self.use_amp else "")
+            + f"; {self.precision.describe()}"
         )
         epochs_run = 0
         for epoch in range(self.start_epoch, config.epochs):
@@ -391,10 +415,10 @@ class TrainingRun:
     def train_step(
         self, step: nn.Module, images: torch.Tensor, pids: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One optimization step (mixed precision on CUDA); returns the loss and its parts."""
-        images = images.to(self.device, non_blocking=True)
+        """One optimization step (under the run's precision); returns the loss and its parts."""
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         targets = pids.to(self.device, non_blocking=True)
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        with self.precision.autocast(self.device):
             loss, parts = step(images, targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

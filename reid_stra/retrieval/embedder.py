@@ -26,6 +26,7 @@ from reid_stra.errors import ReidError
 from reid_stra.models.build import load_model
 from reid_stra.retrieval.extract import Preprocess, embed_batch, make_forward
 from reid_stra.utils.device import resolve_device
+from reid_stra.utils.precision import Precision, resolve_precision
 
 Crop = Any  # numpy H x W x 3 uint8, PIL image, path, or 3 x H x W tensor
 
@@ -35,6 +36,8 @@ class Embedder:
 
     ``model``/``weights``: as ``reid-stra extract --model/--weights`` (default: the shipped
     default model). ``normalize``: L2-normalize each embedding (what search and trackers expect).
+    ``precision``: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (see :mod:`reid_stra.utils.precision`);
+    the chosen one and why are in ``self.precision``.
     """
 
     def __init__(
@@ -46,11 +49,15 @@ class Embedder:
         batch_size: int = 64,
         normalize: bool = True,
         optimize: bool = True,
+        precision: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ReidError(f"batch_size {batch_size}: must be at least 1")
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.model, self.info = load_model(model, weights, device=str(self.device))
+        if self.info.get("backend") == "onnxruntime":  # the exported graph runs as exported
+            self.precision = Precision("fp32", "ONNX Runtime runs the exported float32 graph")
         self.batch_size = batch_size
         self.preprocess = Preprocess(
             tuple(self.info["input_size"]),
@@ -58,6 +65,7 @@ class Embedder:
             tuple(self.info["std"]),
             False,
             normalize,
+            self.precision.name,
         )
         self._transform = build_eval_transform(
             self.preprocess.input_size, self.preprocess.mean, self.preprocess.std
@@ -75,7 +83,7 @@ class Embedder:
         in [0, 1]). Returns N x D float32 in input order."""
         batch = self._to_model_input(crops, bgr)
         if self._forward is None:
-            self._forward = make_forward(self.model, self.device, self._optimize)
+            self._forward = make_forward(self.model, self.device, self._optimize, self.precision.name)
         parts = []
         with torch.inference_mode():
             for start in range(0, batch.shape[0], self.batch_size):

@@ -39,6 +39,7 @@ def evaluate_model(
     max_rank: int = 50,
     mode: str = "standard",
     progress: bool = True,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Extract query and gallery features with ``model`` and evaluate them.
 
@@ -59,6 +60,7 @@ def evaluate_model(
         "input_size": size,
         "flip": flip,
         "progress": progress,
+        "precision": precision,
     }
     if cfg.get("mean") is not None:
         options.update(mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
@@ -85,5 +87,11 @@ def evaluate_model(
         device=device,
         progress=progress,
     )
-    result.update(flip=flip, input_size=list(size), num_query_images=len(qf), num_gallery_images=len(gf))
+    result.update(
+        flip=flip,
+        precision=precision,
+        input_size=list(size),
+        num_query_images=len(qf),
+        num_gallery_images=len(gf),
+    )
     return result

@@ -25,6 +25,7 @@ from reid_stra.data.loading import ImageDataset
 from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_eval_transform
 from reid_stra.errors import ReidError
 from reid_stra.utils.device import resolve_device
+from reid_stra.utils.precision import Precision
 from reid_stra.utils.progress import task_progress
 
 _SHOW = 3  # unreadable images listed in an error before "(+N more)"
@@ -48,6 +49,7 @@ class Preprocess:
     std: tuple[float, ...] = IMAGENET_STD
     flip: bool = False  # average the features of the image and its mirror
     normalize: bool = False  # L2-normalize each feature row
+    precision: str = "fp32"  # the model's arithmetic (a resolved --precision: fp32, bf16 or fp16)
 
 
 class _ImageFiles(Dataset):
@@ -87,13 +89,14 @@ def extract_features(
     skip_bad: bool = False,
     progress: bool = True,
     optimize: bool = True,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Embed every image of ``paths``: an ``(N, D)`` float32 array in the order of ``paths``.
 
     Unreadable images raise one :class:`ReidError` listing them; with ``skip_bad`` their rows
     are left out instead (use :func:`extract` to learn which rows were kept).
     """
-    preprocess = Preprocess(_size(input_size), tuple(mean), tuple(std), flip, normalize)
+    preprocess = Preprocess(_size(input_size), tuple(mean), tuple(std), flip, normalize, precision)
     result = extract(
         model,
         paths,
@@ -189,7 +192,7 @@ def iterate_batches(
     failures: list[tuple[str, str]] = []
     total = sum(len(b) for b in batches)
     progress_cm = task_progress("extracting", total=total, unit="img") if progress else _no_progress()
-    with progress_cm as advance, inference_runner(model, device, optimize) as forward:
+    with progress_cm as advance, inference_runner(model, device, optimize, preprocess.precision) as forward:
         for indices, (images, errors) in zip(batches, loader, strict=True):
             bad = [(paths[i], reason) for i, reason in zip(indices, errors, strict=True) if reason]
             failures.extend(bad)
@@ -214,7 +217,7 @@ def unreadable_error(failures: Sequence[tuple[str, str]]) -> ReidError:
 
 @contextlib.contextmanager
 def inference_runner(
-    model: nn.Module, device: torch.device, optimize: bool = True
+    model: nn.Module, device: torch.device, optimize: bool = True, precision: str = "fp32"
 ) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
     """Yield ``forward(x) -> (B, D)`` running an inference-optimized copy of ``model``.
 
@@ -223,7 +226,7 @@ def inference_runner(
     convolutions and uses channels-last weights; models torch.fx cannot trace run unfused.
     """
     was_training = model.training
-    forward = make_forward(model, device, optimize)
+    forward = make_forward(model, device, optimize, precision)
     try:
         with torch.inference_mode():
             yield forward
@@ -232,22 +235,25 @@ def inference_runner(
 
 
 def make_forward(
-    model: nn.Module, device: torch.device, optimize: bool = True
+    model: nn.Module, device: torch.device, optimize: bool = True, precision: str = "fp32"
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``forward(x) -> (B, D)`` over an inference-optimized copy of ``model`` (put in eval mode on
-    ``device``); built once and reused by :class:`~reid_stra.retrieval.embedder.Embedder`."""
+    """``forward(x) -> (B, D)`` float32 over an inference-optimized copy of ``model`` (put in eval
+    mode on ``device``), under ``precision``'s autocast; built once and reused by
+    :class:`~reid_stra.retrieval.embedder.Embedder`."""
+    arithmetic = Precision(precision, "")
     model.eval().to(device)
     runner, channels_last = _optimized_copy(model) if optimize else (model, False)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def forward(images: torch.Tensor) -> torch.Tensor:
         images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        output = runner(images)
+        with arithmetic.autocast(device):
+            output = runner(images)
         if isinstance(output, dict):  # a model left in train-style output
             output = output["features"]
         if output.ndim != 2:
             raise ReidError(f"the model returned {tuple(output.shape)} per batch; expected (batch, dim)")
-        return output
+        return output.float()
 
     return forward
 

@@ -67,6 +67,7 @@ def extract_to_file(
     skip_bad: bool = False,
     progress: bool = True,
     optimize: bool = True,
+    precision: str = "fp32",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     notify: Callable[[str], None] | None = None,
 ) -> ExtractSummary:
@@ -84,6 +85,7 @@ def extract_to_file(
         tuple(float(v) for v in info["std"]),
         flip,
         normalize,
+        precision,
     )
     paths = list(paths)
     started = time.perf_counter()
@@ -133,6 +135,7 @@ def extract_to_file(
             input_size=preprocess.input_size,
             normalized=normalize,
             flip=flip,
+            precision=precision,
         )
         meta.skipped = [{"path": path, "reason": reason} for path, reason in result.failures]
         save_features(out, result.features, meta)
@@ -242,6 +245,7 @@ def _manifest(paths: Sequence[str], info: dict[str, Any], preprocess: Preprocess
         "std": list(preprocess.std),
         "flip": preprocess.flip,
         "normalize": preprocess.normalize,
+        "precision": preprocess.precision,
         "chunk_size": chunk_size,
     }
 
@@ -256,6 +260,7 @@ _WHAT = {
     "std": "pixel std",
     "flip": "--flip",
     "normalize": "--normalize",
+    "precision": "--precision",
     "chunk_size": "chunk size",
 }
 

@@ -48,6 +48,7 @@ class FeatureMeta:
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     normalized: bool = True
     flip: bool = False
+    precision: str = "fp32"  # the arithmetic the model ran in (the features are float32 either way)
     embedding_dim: int = 0
     count: int = 0
     checksum: str = ""
@@ -68,6 +69,7 @@ class FeatureMeta:
         input_size: Sequence[int] | None = None,
         normalized: bool = True,
         flip: bool = False,
+        precision: str = "fp32",
     ) -> FeatureMeta:
         """Describe features made by the model that ``load_model`` returned ``info`` for."""
         return cls(
@@ -83,6 +85,7 @@ class FeatureMeta:
             std=[float(v) for v in info["std"]],
             normalized=normalized,
             flip=flip,
+            precision=precision,
             embedding_dim=int(info.get("embedding_dim") or 0),
         )
 

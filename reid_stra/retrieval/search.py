@@ -51,8 +51,12 @@ def extract_query_features(
     workers: int = 2,
     skip_bad: bool = False,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, FeatureMeta]:
-    """Embed the query images the way the gallery was embedded; returns ``(features, meta)``."""
+    """Embed the query images the way the gallery was embedded; returns ``(features, meta)``.
+
+    ``precision`` (resolved) may differ from the gallery's: bf16 and fp32 features of one model
+    live in the same space (cosine >= 0.999, BENCHMARKS.md "Precision")."""
     from reid_stra.models import load_model
     from reid_stra.retrieval.extract import Preprocess, extract
     from reid_stra.retrieval.inputs import expand_inputs, parse_ids
@@ -83,6 +87,7 @@ def extract_query_features(
         tuple(gallery_meta.std),
         gallery_meta.flip,
         gallery_meta.normalized,
+        precision,
     )
     result = extract(
         net,
@@ -104,6 +109,7 @@ def extract_query_features(
         input_size=gallery_meta.input_size,
         normalized=gallery_meta.normalized,
         flip=gallery_meta.flip,
+        precision=precision,
     )
     meta.embedding_dim, meta.count = int(result.features.shape[1]), len(kept)
     meta.skipped = [{"path": path, "reason": reason} for path, reason in result.failures]

@@ -112,6 +112,7 @@ def compute_mode_maps(
     mean: Sequence[float],
     std: Sequence[float],
     device: torch.device | str = "cpu",
+    precision: str = "fp32",
 ) -> dict[str, np.ndarray]:
     """Run ``model`` on ``crops`` and return each StRA block's pooling weights, (N, G, h, w) per block."""
     from reid_stra.data.transforms import build_eval_transform
@@ -125,6 +126,12 @@ def compute_mode_maps(
     transform = build_eval_transform(input_size, mean, std)
     batch = torch.stack([transform(crop) for crop in crops]).to(device)
     model.eval()
-    with torch.inference_mode(), capture_mode_maps(model) as maps:
+    from reid_stra.utils.precision import Precision
+
+    with (
+        torch.inference_mode(),
+        Precision(precision, "").autocast(batch.device),
+        capture_mode_maps(model) as maps,
+    ):
         model(batch)
     return {name: weights.float().cpu().numpy() for name, weights in maps.by_block().items()}

@@ -1,0 +1,96 @@
+"""``--precision auto|fp32|bf16|fp16``: which arithmetic a command runs the model in, and why.
+
+bf16 autocast runs convolutions and matrix products on a CPU's bf16 units (AMX tiles, or
+AVX512-BF16 dot products) and fp16 autocast on CUDA's tensor cores; everything else (losses,
+BatchNorm statistics, the optimizer, features written to disk) stays float32. ``auto`` picks
+what was measured both faster and faithful on such hardware (BENCHMARKS.md, "Precision"): on
+CUDA the usual fp16 mixed precision; on a CPU with AMX, bf16; elsewhere fp32. On a CPU with
+AVX512-BF16 but no AMX (AMD Zen 4/5), bf16 inference is ~2x faster but MobileNetV2's features
+drift (cosine to fp32 down to 0.96-0.98 on real crops) and a training step is no faster, so
+``auto`` keeps fp32 there and ``--precision bf16`` is the explicit choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from reid_stra.errors import ReidError, unknown_name_error
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The chosen arithmetic (``fp32``, ``bf16`` or ``fp16``) and a one-line reason for it."""
+
+    name: str
+    reason: str
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return _DTYPES[self.name]
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """Autocast for this precision on ``device`` (a no-op for fp32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+    def describe(self) -> str:
+        return f"precision {self.name}: {self.reason}"
+
+
+def cpu_bf16_units() -> str | None:
+    """``"AMX"`` or ``"AVX512-BF16"`` when oneDNN can run bf16 on this CPU's matrix/dot units."""
+    cpu = getattr(torch._C, "_cpu", None)
+    if cpu is not None and getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+        return "AMX"
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if cpu is not None and getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+        return "AVX512-BF16"
+    if supported is not None and supported():
+        return "AVX512-BF16"
+    return None
+
+
+def resolve_precision(requested: str, device: torch.device, *, training: bool = False) -> Precision:
+    """Turn ``--precision`` into a :class:`Precision` for ``device``; impossible asks fail in one line."""
+    if requested not in PRECISIONS:
+        raise unknown_name_error("precision", requested, PRECISIONS)
+    cuda = device.type == "cuda"
+    units = None if cuda else cpu_bf16_units()
+    if requested == "fp32":
+        return Precision("fp32", "asked for (--precision fp32)")
+    if requested == "fp16":
+        if not cuda:
+            raise ReidError("--precision fp16: needs a CUDA device; on a CPU use --precision bf16 or fp32")
+        return Precision("fp16", "asked for (--precision fp16)")
+    if requested == "bf16":
+        if cuda:
+            if not torch.cuda.is_bf16_supported():
+                raise ReidError(
+                    "--precision bf16: this GPU has no bf16 support; use --precision fp16 or auto"
+                )
+            return Precision("bf16", "asked for (--precision bf16)")
+        if units is None:
+            raise ReidError(
+                "--precision bf16: this CPU has no bf16 units (AMX or AVX512-BF16), so bf16 would be "
+                "emulated and slower; use --precision fp32 (or auto)"
+            )
+        return Precision("bf16", f"asked for (--precision bf16; this CPU has {units})")
+    if cuda:
+        return Precision("fp16", "auto: CUDA mixed precision (fp16 autocast)")
+    if units == "AMX":
+        return Precision("bf16", "auto: this CPU has AMX bf16 units")
+    if units is not None:
+        what = (
+            "no faster for training" if training else "~2x faster but not faithful (feature cosine < 0.999)"
+        )
+        return Precision(
+            "fp32", f"auto: bf16 on {units} without AMX was measured {what}; --precision bf16 forces it"
+        )
+    return Precision("fp32", "auto: this CPU has no bf16 units (AMX or AVX512-BF16)")
