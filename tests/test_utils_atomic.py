@@ -35,3 +35,23 @@ def test_second_writer_of_the_same_output_fails_clearly(tmp_path) -> None:
             pass
     with exclusive_lock(target):  # released: the next writer gets it
         pass
+
+
+def test_a_finished_writer_leaves_no_lock_file(tmp_path) -> None:
+    from reid_stra.utils.atomic import exclusive_lock
+
+    target = tmp_path / "feats.npy"
+    with exclusive_lock(target):
+        assert (tmp_path / "feats.npy.lock").exists()
+    assert not (tmp_path / "feats.npy.lock").exists()
+    with exclusive_lock(target):  # and the next writer locks again
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_normal_commands_leave_no_lock_files(cli, synthetic_root, tmp_path) -> None:
+    out = tmp_path / "g.npy"
+    common = ["--height", "64", "--width", "32", "--workers", "0", "--device", "cpu"]
+    assert cli("extract", synthetic_root / "bounding_box_test", "-o", out, *common).exit_code == 0
+    assert cli("index", "build", out, "--kind", "hnsw").exit_code == 0
+    assert not list(tmp_path.rglob("*.lock")), list(tmp_path.rglob("*.lock"))

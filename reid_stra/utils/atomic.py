@@ -91,25 +91,46 @@ def exclusive_lock(target: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive, non-blocking lock on ``target`` (via ``<target>.lock``).
 
     Raises :class:`ReidError` at once when another process already writes the same output.
-    The lock dies with the process, so a killed run never leaves a stale lock behind; the
+    The lock dies with the process, so a killed run never leaves a stale lock behind (its
+    ``.lock`` file stays but locks nothing), and a finished one removes its ``.lock`` file; the
     temporary file of a killed writer's unfinished :func:`atomic_open` of ``target`` is removed
     once the lock is held (no one else can be writing it then).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.with_name(target.name + ".lock")
-    handle = open(lock_path, "a+")  # noqa: SIM115 - kept open for the lock's lifetime
+    handle = _acquire(lock_path, target)
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ReidError(
-                f"{target} is being written by another reid-stra process; "
-                "wait for it to finish or choose another output"
-            ) from None
         for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         yield
     finally:
+        # Remove the lock file while still holding the lock, so no stray *.lock is left behind;
+        # a process that opened the old file meanwhile notices (see _acquire) and fails cleanly.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)
         handle.close()
+
+
+def _acquire(lock_path: Path, target: Path) -> IO:
+    """Open and flock ``lock_path``; the file locked must still be the one at that path."""
+    busy = ReidError(
+        f"{target} is being written by another reid-stra process; "
+        "wait for it to finish or choose another output"
+    )
+    for _ in range(3):
+        handle = open(lock_path, "a+")  # noqa: SIM115 - kept open for the lock's lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise busy from None
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return handle
+        handle.close()  # the holder removed this file as it finished: lock the new one
+    raise busy
