@@ -5,9 +5,10 @@ AVX512-BF16 dot products) and fp16 autocast on CUDA's tensor cores; everything e
 BatchNorm statistics, the optimizer, features written to disk) stays float32. ``auto`` picks
 what was measured both faster and faithful on such hardware (BENCHMARKS.md, "Precision"): on
 CUDA the usual fp16 mixed precision; on a CPU with AMX, bf16; elsewhere fp32. On a CPU with
-AVX512-BF16 but no AMX (AMD Zen 4/5), bf16 inference is ~2x faster but MobileNetV2's features
-drift (cosine to fp32 down to 0.96-0.98 on real crops) and a training step is no faster, so
-``auto`` keeps fp32 there and ``--precision bf16`` is the explicit choice.
+AVX512-BF16 but no AMX (AMD Zen 4/5) bf16 is faster (inference ~2x, a 256x128 training step
+1.4-1.7x, a 128x64 one barely) but MobileNetV2's features drift (cosine to fp32 down to
+0.96-0.98 on real crops), so ``auto`` keeps fp32 there and ``--precision bf16`` is the
+explicit, faster choice.
 """
 
 from __future__ import annotations
