@@ -229,7 +229,13 @@ def test_models_command_json(cli) -> None:
 def test_models_command_lists_all_and_rejects_bad_input(cli) -> None:
     listing = cli("models", "--no-flops", "--json")
     assert listing.exit_code == 0, listing.stderr
-    assert {row["name"] for row in json.loads(listing.stdout)["models"]} >= EXPECTED_MODELS
+    rows = json.loads(listing.stdout)["models"]
+    assert {row["name"] for row in rows} >= EXPECTED_MODELS
+    from reid_stra.models import default_model_name
+
+    assert [row["name"] for row in rows if row["default"]] == [default_model_name()]
+    marked = cli("models", "--no-flops", "-m", default_model_name())
+    assert "(default)" in marked.stdout
     table = cli("models", "--no-flops", "-m", "stra_mobilenetv2")
     assert table.exit_code == 0 and "stra_mobilenetv2" in table.stdout
     bad_size = cli("models", "--size", "250x128")

@@ -58,7 +58,7 @@ def models(
                 row["embedding_dim"],
                 f"{_num(row['paper'].get('params_m'), 2)}/{_num(row['paper'].get('gflops'), 2)}",
                 f"{_num(row['paper'].get('mAP'), 1)}/{_num(row['paper'].get('rank1'), 1)}",
-                "yes" if row["shipped_weights"] else "no",
+                ("yes (default)" if row["default"] else "yes") if row["shipped_weights"] else "no",
             ]
             for row in rows
         ],

@@ -11,7 +11,7 @@ from reid_stra.errors import ReidError
 from reid_stra.models.build import build_model
 from reid_stra.models.complexity import measure_complexity
 from reid_stra.models.registry import get_entry, list_models
-from reid_stra.models.shipped import shipped_weights
+from reid_stra.models.shipped import default_model_name, shipped_weights
 
 
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
@@ -61,6 +61,7 @@ def _describe(
         "input_size": list(input_size),
         "paper": dict(entry.paper),
         "shipped_weights": str(shipped_weights(name) or "") or None,
+        "default": name == default_model_name(),
     }
     if complexity:
         measured = measure_complexity(model, input_size)
