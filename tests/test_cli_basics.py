@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reid_stra import __version__
 
 
@@ -20,3 +22,20 @@ def test_help_lists_commands(cli) -> None:
 def test_unknown_command_fails(cli) -> None:
     result = cli("no-such-command")
     assert result.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    ("args", "named", "hint"),
+    [
+        (["search", "q.jpg", "--topk", "3"], "--topk", "--top-k"),
+        (["extract"], "INPUT", "reid-stra extract --help"),
+        (["evaluate", "--max-rank", "abc"], "--max-rank", "reid-stra evaluate --help"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(cli, args, named: str, hint: str) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert named in lines[0] and hint in lines[0]
+    assert "╭" not in result.stderr and "Usage:" not in result.stderr

@@ -30,6 +30,10 @@ from reid_stra.cli import (
 from reid_stra.cli.output import err_console
 from reid_stra.errors import ReidError
 
+# click's UsageError (unknown option, missing argument, bad value), reached through typer's public
+# BadParameter: typer has vendored click since 0.2x and depended on it before.
+UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
 app = typer.Typer(
     name="reid-stra",
     help="Person re-identification with Structure-Regularized Attention (StRA).",
@@ -76,12 +80,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("REID_STRA_DEBUG", "") not in ("", "0")
     try:
-        # Standalone mode: typer prints usage errors itself and exits via SystemExit.
-        app(args=args, prog_name="reid-stra", standalone_mode=True)
-        return 0
+        # Not standalone: usage errors come back as exceptions, printed as our one-line errors.
+        code = app(args=args, prog_name="reid-stra", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except KeyboardInterrupt:
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was shown; nothing else to say
+            return exc.exit_code
+        command = exc.ctx.command_path if exc.ctx is not None else "reid-stra"
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        err_console.print(
+            f"[bold red]error:[/] {command}: {message}; see '{command} --help'",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         return 130
     except ReidError as exc:
