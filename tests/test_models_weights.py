@@ -239,7 +239,7 @@ def test_shipped_weights_are_found_and_used_by_default(tmp_path, monkeypatch) ->
     monkeypatch.setenv("REID_STRA_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(ReidError, match="--weights"):
         load_model()
-    assert default_model_name() == "stra_mobilenetv2"
+    assert default_model_name() == "mobilenetv2"  # nothing shipped: the preferred default
 
     torch.manual_seed(0)
     wide = save_weights(build_model("stra_mobilenetv2_x1_4"), tmp_path / "stra_mobilenetv2_x1_4_market.pth")

@@ -13,7 +13,9 @@ from reid_stra.cli.output import emit_json, info, print_table
 def explain(
     images: list[Path] = typer.Argument(..., help="Person crops (files or folders) to explain."),
     out: Path = typer.Option(Path("modes.png"), "-o", "--out", help="PNG to write."),
-    model: str | None = typer.Option(None, "--model", help="StRA model name (default: the checkpoint's)."),
+    model: str | None = typer.Option(
+        None, "--model", help="StRA model name (default: the checkpoint's, or the shipped StRA model)."
+    ),
     weights: Path | None = typer.Option(None, "--weights", help="Checkpoint (default: the shipped model)."),
     block: str | None = typer.Option(
         None, "--block", help="Only this StRA block (e.g. layer4.2 or features.17); default: every block."
@@ -27,9 +29,12 @@ def explain(
     from reid_stra.data.images import read_image
     from reid_stra.errors import ReidError
     from reid_stra.models import load_model
+    from reid_stra.models.shipped import default_stra_model_name
     from reid_stra.retrieval.inputs import expand_inputs
     from reid_stra.viz.modes import compute_mode_maps, draw_mode_maps, summarize_modes
 
+    if model is None and weights is None:
+        model = default_stra_model_name()  # the default model may have no StRA to explain
     paths = expand_inputs([str(p) for p in images])[:max_images]
     net, meta = load_model(model, None if weights is None else str(weights), device=device)
     crops = [read_image(path) for path in paths]

@@ -15,7 +15,7 @@ from pathlib import Path
 from reid_stra.models.registry import list_models
 
 WEIGHTS_DIR_ENV = "REID_STRA_WEIGHTS_DIR"
-PREFERRED_DEFAULT = "stra_mobilenetv2"
+PREFERRED_DEFAULT = "mobilenetv2"  # the most accurate shipped model (weights/README.md)
 SUFFIXES = (".pth", ".pt")
 
 
@@ -77,7 +77,8 @@ def models_with_shipped_weights() -> list[str]:
 
 
 def default_model_name() -> str:
-    """The model used when none is named: the shipped StRA model (``stra_mobilenetv2`` first)."""
+    """The model used when none is named: the most accurate shipped one (``PREFERRED_DEFAULT``),
+    else a shipped StRA model, else any shipped model."""
     shipped = models_with_shipped_weights()
     if PREFERRED_DEFAULT in shipped:
         return PREFERRED_DEFAULT
@@ -85,3 +86,9 @@ def default_model_name() -> str:
     if stra:
         return stra[0]
     return shipped[0] if shipped else PREFERRED_DEFAULT
+
+
+def default_stra_model_name() -> str:
+    """The shipped StRA model (what ``explain`` shows when no model is named)."""
+    stra = [name for name in models_with_shipped_weights() if name.startswith("stra_")]
+    return "stra_mobilenetv2" if "stra_mobilenetv2" in stra or not stra else stra[0]
