@@ -130,3 +130,26 @@ def test_export_errors_are_one_line(cli, tmp_path: Path) -> None:
     (tmp_path / "fake.onnx").write_bytes(b"not onnx")
     with pytest.raises(ReidError, match="fake.onnx.metadata.json"):
         load_model(None, tmp_path / "fake.onnx")
+
+
+@needs_shipped
+def test_evaluate_and_search_accept_the_onnx_file(
+    cli, shipped_onnx, synthetic_root: Path, tmp_path: Path
+) -> None:
+    _, _, path = shipped_onnx
+    common = ["--workers", "0", "--device", "cpu", "--json"]
+    split = ["--data", "market1501", "--root", synthetic_root]
+    torch_run = cli("evaluate", *split, *common)
+    onnx_run = cli("evaluate", *split, "--weights", path, *common)
+    assert torch_run.exit_code == 0 and onnx_run.exit_code == 0, onnx_run.stderr
+    assert abs(json.loads(onnx_run.stdout)["mAP"] - json.loads(torch_run.stdout)["mAP"]) < 1e-3
+    gallery = tmp_path / "g.npy"
+    assert (
+        cli(
+            "extract", synthetic_root / "bounding_box_test", "-o", gallery, "--weights", path, *common
+        ).exit_code
+        == 0
+    )
+    query = sorted((synthetic_root / "query").glob("*.jpg"))[0]
+    found = cli("search", query, "--gallery", gallery, *common)
+    assert found.exit_code == 0, found.stderr

@@ -20,8 +20,11 @@ from reid_stra.utils.killpoint import KILL_ENV, KILL_MARK
 from tests.robustness.test_robust_kill import ENV, LAUNCHER
 from tests.test_engine_train import TINY
 
-# The subprocess must use as many threads as this process: float reductions depend on it.
-TRAIN_ENV = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+
+def _train_env() -> dict[str, str]:
+    """The subprocess must use as many threads as this process's reference run (read when the
+    test runs, after the suite set its thread count): float reductions depend on it."""
+    return {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())}
 
 
 def _cli_args(root: Path, out: Path) -> list[str]:
@@ -35,7 +38,7 @@ def _killed_at(out: Path, root: Path, point: str) -> None:
     """Run the CLI with the kill hook at ``point``; assert it died there by SIGKILL, files intact."""
     process = subprocess.run(
         LAUNCHER + _cli_args(root, out),
-        env={**TRAIN_ENV, KILL_ENV: point},
+        env={**_train_env(), KILL_ENV: point},
         capture_output=True,
         timeout=600,  # only a guard against a hang: the kill point decides what is exercised
     )
@@ -75,7 +78,7 @@ def test_train_killed_at_random_moments_resumes_to_the_uninterrupted_weights(
     for point in points:
         _killed_at(out, synthetic_root, point)
     finished = subprocess.run(
-        LAUNCHER + _cli_args(synthetic_root, out), env=TRAIN_ENV, capture_output=True, timeout=600
+        LAUNCHER + _cli_args(synthetic_root, out), env=_train_env(), capture_output=True, timeout=600
     )
     assert finished.returncode == 0, finished.stderr.decode()
     assert b"Traceback" not in finished.stderr
