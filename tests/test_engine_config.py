@@ -99,3 +99,15 @@ def test_validate_rejects_unrunnable_values(changes, match: str) -> None:
     values = {"root": "/d"} | changes
     with pytest.raises(ReidError, match=match):
         TrainConfig(**values).validate()
+
+
+def test_a_config_saved_before_the_torchreid_augmentation_keys_keeps_its_old_augmentation() -> None:
+    from reid_stra.engine.config import TrainConfig, config_from_dict
+
+    old = TrainConfig(root="/data").to_dict()
+    for key in ("crop_style", "erasing_fill"):
+        del old[key]
+    restored = config_from_dict(old, "checkpoint")
+    assert (restored.crop_style, restored.erasing_fill) == ("pad", "zero")
+    fresh = config_from_dict(TrainConfig(root="/data").to_dict(), "checkpoint")
+    assert (fresh.crop_style, fresh.erasing_fill) == ("translate", "mean")

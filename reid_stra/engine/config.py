@@ -286,9 +286,14 @@ def save_config(config: TrainConfig, path: str | Path, recipe: str | None = None
     atomic_write_text(path, header + text)
 
 
+# What runs saved before a key existed did: a resumed old run keeps training the way it started.
+LEGACY_VALUES: dict[str, Any] = {"crop_style": "pad", "erasing_fill": "zero"}
+
+
 def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
-    """Rebuild a config saved in a checkpoint; keys added in later versions keep their defaults."""
-    return TrainConfig(**check_overrides(values, source))
+    """Rebuild a config saved in a checkpoint; keys added in later versions keep the behaviour the
+    run had (``LEGACY_VALUES``), or else the defaults."""
+    return TrainConfig(**{**LEGACY_VALUES, **check_overrides(values, source)})
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
