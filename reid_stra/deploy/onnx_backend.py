@@ -28,8 +28,13 @@ class OnnxRuntimeModel(nn.Module):
     #: the extraction code must not try to trace or fuse this module
     inference_ready = True
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
+    def __init__(
+        self, path: str | os.PathLike, device: str = "cpu", cfg: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
+        self.path = Path(path)
+        # How to feed it (what evaluate_model and the trainer-free code paths read), from the metadata.
+        self.default_cfg = dict(cfg or {})
         try:
             import onnxruntime as ort
         except ImportError:
@@ -52,6 +57,12 @@ class OnnxRuntimeModel(nn.Module):
         self.providers = self.session.get_providers()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.default_cfg.get("input_size")
+        if size is not None and tuple(images.shape[2:]) != tuple(size):
+            raise ReidError(
+                f"--weights {self.path}: exported for {size[0]}x{size[1]} input, got "
+                f"{images.shape[2]}x{images.shape[3]}; drop --height/--width (or re-export at that size)"
+            )
         array = images.detach().float().cpu().contiguous().numpy()
         (features,) = self.session.run([self.output_name], {self.input_name: array})
         return torch.from_numpy(np.ascontiguousarray(features)).to(images.device)
@@ -81,7 +92,7 @@ def load_onnx_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     except (ValueError, KeyError, TypeError) as exc:
         raise ReidError(f"--weights {path}: unreadable {meta_file.name} ({exc}); re-export it") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    model = OnnxRuntimeModel(path, device)
+    model = OnnxRuntimeModel(path, device, cfg={**info, "name": info["model"]})
     info |= {
         "weights": str(path),
         "weights_sha256": digest,

@@ -88,10 +88,9 @@ def resolve_precision(requested: str, device: torch.device, *, training: bool = 
     if units == "AMX":
         return Precision("bf16", "auto: this CPU has AMX bf16 units")
     if units is not None:
-        what = (
-            "no faster for training" if training else "~2x faster but not faithful (feature cosine < 0.999)"
-        )
         return Precision(
-            "fp32", f"auto: bf16 on {units} without AMX was measured {what}; --precision bf16 forces it"
+            "fp32",
+            f"auto: bf16 on {units} without AMX is faster but its features drift (cosine to fp32 "
+            "< 0.999); --precision bf16 forces it",
         )
     return Precision("fp32", "auto: this CPU has no bf16 units (AMX or AVX512-BF16)")
