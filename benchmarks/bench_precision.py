@@ -20,11 +20,11 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.bench_models import interleaved
 from reid_stra.models import build_model
 from reid_stra.retrieval.extract import make_forward
 from reid_stra.utils.precision import cpu_bf16_units, resolve_precision
@@ -42,16 +42,9 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _interleaved(fns: dict[str, callable], repeats: int) -> dict[str, float]:
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+def _interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, alternating them (bench_models' interleaving)."""
+    return {name: statistics.median(times) for name, times in interleaved(fns, repeats).items()}
 
 
 def _infer_step(forward, x: torch.Tensor, bf16: bool):
