@@ -14,7 +14,7 @@ from reid_stra.errors import ReidError
 from reid_stra.retrieval.features import load_features
 from reid_stra.utils import precision as precision_module
 from reid_stra.utils.precision import cpu_bf16_units, resolve_precision
-from tests.test_engine_train import _overrides, _weights
+from tests.test_engine_train import _overrides, _weights, map_before_and_after_training
 
 CPU = torch.device("cpu")
 needs_bf16 = pytest.mark.skipif(cpu_bf16_units() is None, reason="this CPU has no bf16 units")
@@ -96,19 +96,5 @@ def test_bf16_training_resumes_bit_identically(synthetic_root: Path, tmp_path: P
 @pytest.mark.slow
 def test_bf16_training_learns(shared_dir: Path, tmp_path: Path) -> None:
     """ImageNet-initialized MobileNetV2 in bf16 learns the synthetic identities (as fp32 does)."""
-    from reid_stra.data import load_dataset, make_synthetic_dataset
-    from reid_stra.models import build_model
-    from reid_stra.retrieval.evaluation import evaluate_model
-
-    imagenet = shared_dir / "weights" / "mobilenetv2_imagenet_legacy.pt"
-    root = make_synthetic_dataset(tmp_path / "data", num_train_ids=32, num_test_ids=8, cameras=3,
-                                  images_per_id_cam=2, size=(64, 32), seed=1)  # fmt: skip
-    dataset = load_dataset("market1501", root)
-    untrained = build_model("mobilenetv2", num_classes=32, pretrained=imagenet)
-    untrained.default_cfg["input_size"] = (64, 32)
-    before = evaluate_model(untrained, dataset.query, dataset.gallery, workers=0, progress=False)["mAP"]
-    overrides = _overrides(root, pretrained=str(imagenet), batch_size=32, epochs=4, eval_every=4,
-                           fixbase_epochs=0, random_crop=False, precision="bf16")  # fmt: skip
-    summary = train(plan_run(tmp_path / "run", recipe="paper", overrides=overrides))
-    after = summary["final"]["mAP"]
+    before, after = map_before_and_after_training(shared_dir, tmp_path, precision="bf16")
     assert after > before + 0.25 and after > 0.45, (before, after)
