@@ -3,18 +3,18 @@
 bf16 autocast runs convolutions and matrix products on a CPU's bf16 units (AMX tiles, or
 AVX512-BF16 dot products) and fp16 autocast on CUDA's tensor cores; everything else (losses,
 BatchNorm statistics, the optimizer, features written to disk) stays float32. ``auto`` picks
-what was measured both faster and faithful on such hardware (BENCHMARKS.md, "Precision"): on
-CUDA the usual fp16 mixed precision; on a CPU with AMX, bf16; elsewhere fp32. On a CPU with
-AVX512-BF16 but no AMX (AMD Zen 4/5) bf16 is faster (inference ~2x, a 256x128 training step
-1.4-1.7x, a 128x64 one barely) but MobileNetV2's features drift (cosine to fp32 down to
-0.96-0.98 on real crops), so ``auto`` keeps fp32 there and ``--precision bf16`` is the
-explicit, faster choice.
+only what was measured both faster and faithful (BENCHMARKS.md, "Precision"): on CUDA the usual
+fp16 mixed precision; for training on a CPU with AMX, bf16; everywhere else fp32 -- bf16
+inference moves the features of these small models enough to cost evaluation accuracy while
+gaining little at re-ID crop sizes, and without AMX bf16 training gains little. ``--precision
+bf16`` is always the explicit choice where the CPU has bf16 units.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -45,15 +45,31 @@ class Precision:
         return f"precision {self.name}: {self.reason}"
 
 
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (an empty set where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def cpu_bf16_units() -> str | None:
-    """``"AMX"`` or ``"AVX512-BF16"`` when oneDNN can run bf16 on this CPU's matrix/dot units."""
-    cpu = getattr(torch._C, "_cpu", None)
-    if cpu is not None and getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+    """``"AMX"`` or ``"AVX512-BF16"`` when oneDNN can run bf16 on this CPU's matrix/dot units.
+
+    torch 2.14 has no query for AMX itself: ``_init_amx`` asks the kernel for the AMX tile
+    state (what oneDNN needs before it uses the tiles) and says whether it was granted.
+    """
+    flags = _cpu_flags()
+    init_amx = getattr(getattr(torch._C, "_cpu", None), "_init_amx", None)
+    if (not flags or "amx_bf16" in flags) and init_amx is not None and init_amx():
         return "AMX"
-    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    if cpu is not None and getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+    if "avx512_bf16" in flags:
         return "AVX512-BF16"
-    if supported is not None and supported():
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if not flags and supported is not None and supported():
         return "AVX512-BF16"
     return None
 
@@ -85,8 +101,14 @@ def resolve_precision(requested: str, device: torch.device, *, training: bool = 
         return Precision("bf16", f"asked for (--precision bf16; this CPU has {units})")
     if cuda:
         return Precision("fp16", "auto: CUDA mixed precision (fp16 autocast)")
+    if units == "AMX" and training:
+        return Precision("bf16", "auto: this CPU has AMX bf16 units (training runs ~2x faster)")
     if units == "AMX":
-        return Precision("bf16", "auto: this CPU has AMX bf16 units")
+        return Precision(
+            "fp32",
+            "auto: inference in bf16 on AMX costs accuracy (mAP) for little speed on re-ID crops; "
+            "--precision bf16 forces it",
+        )
     if units is not None:
         return Precision(
             "fp32",
