@@ -33,6 +33,19 @@ def test_auto_picks_by_the_cpus_bf16_units_and_says_why(monkeypatch, units, trai
     assert (units or "no bf16 units") in chosen.reason
 
 
+@pytest.mark.parametrize(
+    ("flags", "amx_granted", "expected"),
+    [({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, True, "AMX"),
+     ({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, False, "AVX512-BF16"),
+     ({"avx512f", "avx512_bf16"}, False, "AVX512-BF16"), ({"avx2", "fma"}, False, None)],
+)  # fmt: skip
+def test_bf16_units_come_from_the_cpu_flags_and_amx(monkeypatch, flags, amx_granted, expected) -> None:
+    """A Sapphire Rapids CPU must be seen as AMX (torch 2.14 has no direct query for it)."""
+    monkeypatch.setattr(precision_module, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(torch._C._cpu, "_init_amx", lambda: amx_granted)
+    assert cpu_bf16_units() == expected
+
+
 def test_impossible_asks_are_one_line_errors(monkeypatch) -> None:
     monkeypatch.setattr(precision_module, "cpu_bf16_units", lambda: None)
     with pytest.raises(ReidError, match=r"--precision bf16: this CPU has no bf16 units.*--precision fp32"):

@@ -103,7 +103,7 @@ def train(
     precision: str | None = typer.Option(
         None,
         "--precision",
-        help="auto (default: bf16 with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16; the run says why.",
+        help="auto (bf16 on a CPU with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16; says why.",
     ),
     set_values: list[str] = typer.Option(
         [], "--set", help="Any config key as KEY=VALUE (repeatable), e.g. --set triplet_soft=true."

@@ -11,7 +11,7 @@ PrecisionChoice = Annotated[
     str,
     typer.Option(
         "--precision",
-        help="auto, fp32, bf16 (CPU with AMX/AVX512-BF16, or GPU) or fp16 (CUDA); auto says what it chose.",
+        help="auto (fp16 on CUDA, else fp32), fp32, bf16 (CPU with AMX/AVX512-BF16, or GPU) or fp16 (CUDA).",
     ),
 ]
 

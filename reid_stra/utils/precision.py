@@ -63,15 +63,13 @@ def cpu_bf16_units() -> str | None:
     state (what oneDNN needs before it uses the tiles) and says whether it was granted.
     """
     flags = _cpu_flags()
-    init_amx = getattr(getattr(torch._C, "_cpu", None), "_init_amx", None)
-    if (not flags or "amx_bf16" in flags) and init_amx is not None and init_amx():
+    if not flags:  # no /proc/cpuinfo (not Linux): oneDNN's own answer, which cannot tell AMX apart
+        supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return "AVX512-BF16" if supported is not None and supported() else None
+    init_amx = getattr(torch._C._cpu, "_init_amx", None)
+    if "amx_bf16" in flags and init_amx is not None and init_amx():
         return "AMX"
-    if "avx512_bf16" in flags:
-        return "AVX512-BF16"
-    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    if not flags and supported is not None and supported():
-        return "AVX512-BF16"
-    return None
+    return "AVX512-BF16" if "avx512_bf16" in flags else None
 
 
 def resolve_precision(requested: str, device: torch.device, *, training: bool = False) -> Precision:
