@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from reid_stra import __version__
@@ -39,3 +43,17 @@ def test_usage_errors_are_one_line_with_exit_code_2(cli, args, named: str, hint:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert named in lines[0] and hint in lines[0]
     assert "╭" not in result.stderr and "Usage:" not in result.stderr
+
+
+def test_piped_output_is_not_wrapped_at_80_columns() -> None:
+    """`reid-stra models | cat` and a redirected log keep every name and table row whole."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"REID_STRA_NO_PROGRESS": "1"}
+    launcher = [sys.executable, "-c", "from reid_stra.cli.app import main; main()"]
+    result = subprocess.run(launcher + ["models"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ stra_resnet50_nointer ")]
+    assert rows and all(len(row) > 80 for row in rows)  # whole rows, wider than a default terminal
+    error = subprocess.run(launcher + ["search", "/no/such/query/with/a/very/long/path/" + "x" * 80 + ".jpg"],
+                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = [line for line in error.stderr.splitlines() if line.strip()]
+    assert error.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), error.stderr

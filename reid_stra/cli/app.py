@@ -27,7 +27,7 @@ from reid_stra.cli import (
     cmd_search,
     cmd_train,
 )
-from reid_stra.cli.output import err_console
+from reid_stra.cli.output import error, info
 from reid_stra.errors import ReidError
 
 # click's UsageError (unknown option, missing argument, bad value), reached through typer's public
@@ -90,30 +90,21 @@ def run(argv: Sequence[str] | None = None) -> int:
             return exc.exit_code
         command = exc.ctx.command_path if exc.ctx is not None else "reid-stra"
         message = " ".join(exc.format_message().split()).rstrip(".")
-        err_console.print(
-            f"[bold red]error:[/] {command}: {message}; see '{command} --help'",
-            highlight=False,
-            soft_wrap=True,
-        )
+        error(f"{command}: {message}; see '{command} --help'")
         return 2
     except (KeyboardInterrupt, typer.Abort):
-        err_console.print("interrupted")
+        info("interrupted")
         return 130
     except ReidError as exc:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        error(str(exc))
         return ReidError.exit_code
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
         if debug:
             traceback.print_exc()
         message = " ".join(str(exc).split()) or type(exc).__name__
-        err_console.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}: {message} "
-            "(rerun with --debug for details)",
-            highlight=False,
-            soft_wrap=True,
-        )
+        error(f"unexpected {type(exc).__name__}: {message} (rerun with --debug for details)")
         return 1
 
 

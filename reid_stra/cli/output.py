@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or redirected output (a log file, `| cat`, `| grep`) is never wrapped: rich would cut
+# names and messages at 80 columns. A terminal keeps its own width; COLUMNS still wins.
+_UNWRAPPED_WIDTH = 10_000
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not _is_terminal(stream) and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=_UNWRAPPED_WIDTH if wide else None)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def emit_json(obj: Any) -> None:
@@ -26,12 +42,18 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(value) for value in row))
-    console.print(table)
+    _console(stderr=False).print(table)
 
 
 def info(message: str) -> None:
     """A status line for people; goes to stderr so stdout stays clean for --json."""
-    err_console.print(message, highlight=False)
+    _console(stderr=True).print(message, highlight=False)
+
+
+def error(message: str) -> None:
+    """The one-line ``error: ...`` every failure ends with (never wrapped, even on a terminal)."""
+    text = f"[bold red]error:[/] {escape(message)}"  # a path like "[1].jpg" is not markup
+    _console(stderr=True).print(text, highlight=False, soft_wrap=True)
 
 
 def _cell(value: Any) -> str:
