@@ -112,7 +112,7 @@ def test_extract_writes_features_and_sidecar(cli, workdir: Path, synthetic_root:
     )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["images"] == 18 and report["dim"] == 1280 and report["ids_parsed"]
+    assert report["images"] == 18 and report["dim"] == 1280 and report["images_with_ids"] == 18
     feats, meta = load_features(out)
     assert feats.shape == (18, 1280)
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from reid_stra.errors import ReidError
-from reid_stra.retrieval.inputs import expand_inputs, parse_ids
+from reid_stra.retrieval.ids import IdSource
+from reid_stra.retrieval.inputs import expand_inputs
 
 
 def _touch(path: Path) -> Path:
@@ -87,9 +88,5 @@ def test_non_utf8_file_name(tmp_path: Path) -> None:
     found = expand_inputs([tmp_path])
     assert len(found) == 1
     assert os.fsencode(found[0]) == raw
-    assert parse_ids(found) == ([5], [3])
-
-
-def test_parse_ids_all_or_nothing() -> None:
-    assert parse_ids(["/x/0002_c1s1_000451_03.jpg", "/x/-1_c4s1_000001_01.jpg"]) == ([2, -1], [1, 4])
-    assert parse_ids(["/x/0002_c1s1_000451_03.jpg", "/x/person.jpg"]) == (None, None)
+    parsed = IdSource().parse(found)
+    assert (parsed.pids, parsed.camids) == ([5], [3])

@@ -205,8 +205,8 @@ def _evaluate_files(
     gf, g_meta = load_features(gallery_file)
     check_compatible(q_meta, g_meta, str(query_file), str(gallery_file))
     lookup = _ids_by_path(data, root, data_opt) if data is not None or root is not None else None
-    q_pids, q_camids = _ids_of(q_meta, query_file, lookup)
-    g_pids, g_camids = _ids_of(g_meta, gallery_file, lookup)
+    qf, q_pids, q_camids = _rows_with_ids(qf, *_ids_of(q_meta, query_file, lookup), query_file)
+    gf, g_pids, g_camids = _rows_with_ids(gf, *_ids_of(g_meta, gallery_file, lookup), gallery_file)
     info(f"evaluating features {query_file} ({len(qf)} query) against {gallery_file} ({len(gf)} gallery)")
     result = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, device=device, **options)
     source = {
@@ -224,23 +224,39 @@ def _ids_by_path(data, root, data_opt) -> dict[str, tuple[int, int]]:
     return {os.path.abspath(s.path): (s.pid, s.camid) for s in [*dataset.query, *dataset.gallery]}
 
 
-def _ids_of(meta, path: Path, lookup: dict[str, tuple[int, int]] | None) -> tuple[list[int], list[int]]:
-    """Person and camera ids of each feature row: from the sidecar, else from the dataset by path."""
-    if meta.pids is not None and meta.camids is not None:
-        return list(meta.pids), list(meta.camids)
-    if lookup is None:
+def _ids_of(meta, path: Path, lookup: dict[str, tuple[int, int]] | None) -> tuple[list, list]:
+    """Person and camera ids of each feature row (``None`` where unknown): from the sidecar, with
+    the dataset's ids (``--data/--root``) filling rows the sidecar lacks."""
+    pids = list(meta.pids) if meta.pids is not None else [None] * len(meta.paths)
+    camids = list(meta.camids) if meta.camids is not None else [None] * len(meta.paths)
+    unknown = [row for row, (p, c) in enumerate(zip(pids, camids, strict=True)) if p is None or c is None]
+    if unknown and lookup is not None:
+        missing = [meta.paths[row] for row in unknown if os.path.abspath(meta.paths[row]) not in lookup]
+        if missing:
+            raise ReidError(
+                f"{path}: {len(missing)} of its images are not in the dataset's query/gallery "
+                f"(e.g. {missing[0]}); extract features from the dataset's own folders"
+            )
+        for row in unknown:
+            pids[row], camids[row] = lookup[os.path.abspath(meta.paths[row])]
+    elif len(unknown) == len(pids):
         raise ReidError(
             f"{path}: its sidecar has no person/camera ids (file names not Market-style); "
-            "add --data NAME --root DIR to take them from the dataset"
+            "add --data NAME --root DIR to take them from the dataset, or re-extract with --ids FILE.csv"
         )
-    missing = [p for p in meta.paths if os.path.abspath(p) not in lookup]
-    if missing:
-        raise ReidError(
-            f"{path}: {len(missing)} of its images are not in the dataset's query/gallery "
-            f"(e.g. {missing[0]}); extract features from the dataset's own folders"
-        )
-    ids = [lookup[os.path.abspath(p)] for p in meta.paths]
-    return [pid for pid, _ in ids], [camid for _, camid in ids]
+    return pids, camids
+
+
+def _rows_with_ids(features, pids: list, camids: list, path: Path):
+    """Drop the rows without ids (saying how many): evaluation needs an id for every row it scores."""
+    keep = [
+        row for row, (p, c) in enumerate(zip(pids, camids, strict=True)) if p is not None and c is not None
+    ]
+    if len(keep) == len(pids):
+        return features, pids, camids
+    dropped = len(pids) - len(keep)
+    info(f"{path}: {dropped} of {len(pids)} rows have no person/camera id; evaluating the other {len(keep)}")
+    return features[keep], [pids[row] for row in keep], [camids[row] for row in keep]
 
 
 def _summary(result: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from reid_stra.cli.options import Device, PrecisionChoice, chosen_precision
+from reid_stra.cli.options import Device, IdPattern, IdsFile, PrecisionChoice, chosen_precision
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -51,15 +51,19 @@ def extract(
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Leave unreadable images out (listed in the sidecar) instead of failing."
     ),
+    ids_file: IdsFile = None,
+    id_pattern: IdPattern = None,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Extract L2-normalized features of person crops into OUTPUT (.npy) plus a .json sidecar."""
     from reid_stra.retrieval.embedder import Embedder
     from reid_stra.retrieval.extract_file import extract_to_file
     from reid_stra.retrieval.features import features_path, sidecar_path
+    from reid_stra.retrieval.ids import id_source
     from reid_stra.retrieval.inputs import expand_inputs
 
     output = features_path(output)
+    ids = id_source(ids_file, id_pattern)  # a bad table or pattern fails before any slow work
     paths = expand_inputs(inputs)
     arithmetic = chosen_precision(precision, device)
     # The Python API's loader and preprocessing (an ONNX file runs as exported: fp32).
@@ -80,6 +84,7 @@ def extract(
         normalize=normalize,
         skip_bad=skip_bad,
         precision=embedder.precision.name,
+        ids=ids,
         notify=info,
     )
     meta = summary.meta
@@ -95,7 +100,7 @@ def extract(
         "normalized": meta.normalized,
         "flip": meta.flip,
         "precision": meta.precision,
-        "ids_parsed": meta.pids is not None,
+        "images_with_ids": meta.images_with_ids,
         "extracted": summary.extracted,
         "reused": summary.reused,
         "seconds": round(summary.seconds, 3),

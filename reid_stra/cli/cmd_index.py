@@ -106,7 +106,7 @@ def show_info(
         "dim": meta.embedding_dim,
         "model": meta.model,
         "normalized": meta.normalized,
-        "ids_parsed": meta.pids is not None,
+        "images_with_ids": meta.images_with_ids,
         "index": str(index_path(features)) if saved else None,
         "index_kind": saved["kind"] if saved else None,
         "index_metric": saved["metric"] if saved else None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from reid_stra.cli.options import Device, PrecisionChoice, chosen_precision
+from reid_stra.cli.options import Device, IdPattern, IdsFile, PrecisionChoice, chosen_precision
 from reid_stra.cli.output import emit_json, info, print_table
 
 # A ranked-list picture with more rows than this is unreadable (and huge); the rest are listed only.
@@ -73,16 +73,20 @@ def search(
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Leave unreadable query images out instead of failing."
     ),
+    ids_file: IdsFile = None,
+    id_pattern: IdPattern = None,
 ) -> None:
     """Find the closest gallery images for each query (rank, distance, path, id, camera)."""
     from reid_stra.errors import ReidError
     from reid_stra.retrieval.features import load_features
+    from reid_stra.retrieval.ids import id_source
     from reid_stra.retrieval.search import extract_query_features, search_gallery
 
     if bool(queries) == (query_features is not None):
         raise ReidError("QUERY...: give query images or --query-features FILE (exactly one of them)")
     if as_json and csv_out == "-":
         raise ReidError("--json and --csv - both write to stdout; choose one (or --csv FILE)")
+    ids = id_source(ids_file, id_pattern)
     gallery_features, gallery_meta = load_features(gallery)
     if query_features is not None:
         if model is not None or weights is not None:
@@ -102,6 +106,8 @@ def search(
             workers=workers,
             skip_bad=skip_bad,
             precision=chosen_precision(precision, device).name,
+            ids=ids,
+            notify=info,
         )
         query_name = "the query images"
         for item in query_meta.skipped:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +13,23 @@ PrecisionChoice = Annotated[
     typer.Option(
         "--precision",
         help="auto (fp16 on CUDA, else fp32), fp32, bf16 (CPU with AMX/AVX512-BF16, or GPU) or fp16 (CUDA).",
+    ),
+]
+
+IdsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--ids",
+        help="CSV of path,pid,camid rows giving your images' person and camera ids (paths relative "
+        "to the CSV; a bare file name matches in any folder). Default: parsed from Market-style names.",
+    ),
+]
+IdPattern = Annotated[
+    str | None,
+    typer.Option(
+        "--id-pattern",
+        help="Regex with named groups pid and camid, searched in each file name, e.g. "
+        "'id(?P<pid>\\d+)_cam(?P<camid>\\d+)'. Default: Market-style names (0002_c1s1_...).",
     ),
 ]
 

@@ -25,7 +25,7 @@ from torch import nn
 from reid_stra.errors import ReidError
 from reid_stra.retrieval.extract import Preprocess, _size, combine, iterate_batches, unreadable_error
 from reid_stra.retrieval.features import FeatureMeta, features_path, save_features
-from reid_stra.retrieval.inputs import parse_ids
+from reid_stra.retrieval.ids import IdSource
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
 from reid_stra.utils.killpoint import kill_point
 
@@ -69,6 +69,7 @@ def extract_to_file(
     optimize: bool = True,
     precision: str = "fp32",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ids: IdSource | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> ExtractSummary:
     """Extract ``paths`` with ``model`` (described by ``load_model``'s ``info``) into ``out``."""
@@ -126,12 +127,15 @@ def extract_to_file(
             raise
         result = _read_chunks(partial, chunks, len(paths))
         kept_paths = [paths[i] for i in result.kept]
-        pids, camids = parse_ids(kept_paths)
+        id_source = ids or IdSource()
+        parsed = id_source.parse(kept_paths)
+        if (line := parsed.summary(id_source.description)) is not None:
+            notify(line)
         meta = FeatureMeta.from_model_info(
             info,
             kept_paths,
-            pids=pids,
-            camids=camids,
+            pids=parsed.pids,
+            camids=parsed.camids,
             input_size=preprocess.input_size,
             normalized=normalize,
             flip=flip,

@@ -37,8 +37,8 @@ class FeatureMeta:
     """Everything needed to interpret (and trust) the rows of a feature array."""
 
     paths: list[str]
-    pids: list[int] | None = None
-    camids: list[int] | None = None
+    pids: list[int | None] | None = None  # per row; None where the image has no known id
+    camids: list[int | None] | None = None
     model: str | None = None
     weights: str | None = None
     weights_sha256: str | None = None
@@ -58,14 +58,21 @@ class FeatureMeta:
     format: str = FORMAT
     version: int = FORMAT_VERSION
 
+    @property
+    def images_with_ids(self) -> int:
+        """Rows whose person and camera ids are both known."""
+        if self.pids is None or self.camids is None:
+            return 0
+        return sum(p is not None and c is not None for p, c in zip(self.pids, self.camids, strict=True))
+
     @classmethod
     def from_model_info(
         cls,
         info: dict[str, Any],
         paths: Sequence[str],
         *,
-        pids: Sequence[int] | None = None,
-        camids: Sequence[int] | None = None,
+        pids: Sequence[int | None] | None = None,
+        camids: Sequence[int | None] | None = None,
         input_size: Sequence[int] | None = None,
         normalized: bool = True,
         flip: bool = False,
@@ -74,8 +81,8 @@ class FeatureMeta:
         """Describe features made by the model that ``load_model`` returned ``info`` for."""
         return cls(
             paths=list(paths),
-            pids=None if pids is None else [int(p) for p in pids],
-            camids=None if camids is None else [int(c) for c in camids],
+            pids=_optional_ints(pids),
+            camids=_optional_ints(camids),
             model=info.get("model"),
             weights=None if info.get("weights") is None else os.path.abspath(info["weights"]),
             weights_sha256=info.get("weights_sha256"),
@@ -104,6 +111,10 @@ class FeatureMeta:
                 f"{source}: sidecar lacks {', '.join(missing)}; regenerate it with `reid-stra extract`"
             )
         return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def _optional_ints(values: Sequence[int | None] | None) -> list[int | None] | None:
+    return None if values is None else [None if v is None else int(v) for v in values]
 
 
 def sidecar_path(features_path: str | os.PathLike) -> Path:

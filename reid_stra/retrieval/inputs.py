@@ -41,26 +41,6 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], option: str = "INPUT") ->
     return unique
 
 
-def parse_ids(paths: Sequence[str]) -> tuple[list[int] | None, list[int] | None]:
-    """Market-style ``(pids, camids)`` when *every* file name carries them, else ``(None, None)``.
-
-    All-or-nothing on purpose: ids for only some rows would make identity-based checks
-    (green/red borders, evaluation) silently wrong for the others.
-    """
-    from reid_stra.data.datasets import parse_market_name
-
-    pids: list[int] = []
-    camids: list[int] = []
-    for path in paths:
-        try:
-            pid, camid = parse_market_name(path)
-        except ReidError:
-            return None, None
-        pids.append(pid)
-        camids.append(camid)
-    return pids, camids
-
-
 def _expand_one(raw: str, option: str) -> list[str]:
     path = Path(raw)
     if path.is_dir():

@@ -16,6 +16,7 @@ import numpy as np
 
 from reid_stra.errors import ReidError
 from reid_stra.retrieval.features import FeatureMeta, check_compatible, features_path, load_features
+from reid_stra.retrieval.ids import IdSource
 from reid_stra.retrieval.index import SearchIndex, load_or_build_index
 
 
@@ -52,14 +53,16 @@ def extract_query_features(
     skip_bad: bool = False,
     progress: bool = True,
     precision: str = "fp32",
+    ids: IdSource | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, FeatureMeta]:
     """Embed the query images the way the gallery was embedded; returns ``(features, meta)``.
 
     ``precision`` (resolved) may differ from the gallery's: bf16 and fp32 features of one model
-    live in the same space (cosine >= 0.999, BENCHMARKS.md "Precision")."""
+    live in the same space (their measured cosine: BENCHMARKS.md "Precision")."""
     from reid_stra.models import load_model
     from reid_stra.retrieval.extract import Preprocess, extract
-    from reid_stra.retrieval.inputs import expand_inputs, parse_ids
+    from reid_stra.retrieval.inputs import expand_inputs
 
     if model is not None and gallery_meta.model is not None and model != gallery_meta.model:
         raise ReidError(
@@ -100,12 +103,15 @@ def extract_query_features(
         progress=progress,
     )
     kept = [paths[i] for i in result.kept]
-    pids, camids = parse_ids(kept)
+    id_source = ids or IdSource()
+    parsed = id_source.parse(kept)
+    if notify is not None and (line := parsed.summary(id_source.description)) is not None:
+        notify(line)
     meta = FeatureMeta.from_model_info(
         info,
         kept,
-        pids=pids,
-        camids=camids,
+        pids=parsed.pids,
+        camids=parsed.camids,
         input_size=gallery_meta.input_size,
         normalized=gallery_meta.normalized,
         flip=gallery_meta.flip,
@@ -175,5 +181,6 @@ def search_gallery(
     return results
 
 
-def _at(values: list[int] | None, row: int) -> int | None:
-    return None if values is None else int(values[row])
+def _at(values: list[int | None] | None, row: int) -> int | None:
+    value = None if values is None else values[row]
+    return None if value is None else int(value)
