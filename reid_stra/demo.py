@@ -148,7 +148,7 @@ def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, work
     feats, meta = extract_query_features(
         queries, load_meta(gallery_file), weights=weights, device=device, workers=0, progress=False
     )
-    results = search_gallery(feats, meta, gallery_file, top_k=8, progress=False)
+    results = search_gallery(feats, meta, gallery_file, top_k=8, progress=False).results
     ranklist_png = out / "ranked_list.png"
     save_search_ranklist(results, ranklist_png)
     return gallery_file, ranklist_png, results[0]

@@ -66,6 +66,7 @@ def test_feature_files_table_with_rerank_qe_and_plot(cli, feature_files, tmp_pat
     assert result.exit_code == 0, result.stderr
     assert "original Market-1501 protocol" in result.stdout and "mAP" in result.stdout
     assert "k-reciprocal re-ranking (k1=5, k2=2" in result.stderr
+    assert "distance: 1 - cosine similarity on L2-normalized features" in result.stderr
     with Image.open(plot) as image:
         assert image.format == "PNG" and image.size[0] > 300
 

@@ -290,5 +290,18 @@ def test_index_build_info_and_search_with_it(cli, workdir: Path, gallery: Path, 
     approx = json.loads(cli("search", "--query-features", query_features, "--gallery", copy, "--json").stdout)
     firsts = [r["matches"][0]["index"] for r in approx["results"]]
     assert firsts == [r["matches"][0]["index"] for r in exact["results"]]
+    assert exact["index"]["kind"] == "flat" and approx["index"]["kind"] == "hnsw"
+    assert approx["index"]["params"]["m"] == 8 and approx["index"]["distance"] == "1 - cosine similarity"
+    # Another kind is used for that search, but the user's saved HNSW index stays...
+    args = ("search", "--query-features", query_features, "--gallery", copy, "--index", "ivf", "--json")
+    ivf = cli(*args)
+    assert ivf.exit_code == 0 and json.loads(ivf.stdout)["index"]["kind"] == "ivf"
+    assert "--rebuild-index replaces it" in ivf.stderr and "a ivf" not in ivf.stderr
+    assert json.loads(cli("index", "info", copy, "--json").stdout)["index_kind"] == "hnsw"
+    # ...until --rebuild-index asks for it to be replaced.
+    assert cli(*args, "--rebuild-index").exit_code == 0
+    assert json.loads(cli("index", "info", copy, "--json").stdout)["index_kind"] == "ivf"
+    table = cli("search", "--query-features", query_features, "--gallery", copy, "--top-k", "2")
+    assert "answered by the ivf index (metric ip" in table.stderr and "1 - cosine similarity" in table.stderr
     result = cli("index", "build", copy, "--kind", "annoy")
     assert result.exit_code == 2 and "unknown index kind" in result.stderr

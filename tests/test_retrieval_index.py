@@ -136,6 +136,28 @@ def test_saved_index_is_reused_then_rebuilt_when_features_change(tmp_path: Path)
     assert np.array_equal(rebuilt.search(new_feats[:5], 1)[1], exact)
 
 
+def test_a_saved_index_is_replaced_only_when_asked(tmp_path: Path) -> None:
+    """`search --index ivf` once silently replaced the HNSW index a user had built."""
+    path = _save(tmp_path, _clustered())
+    feats, meta = load_features(path)
+    save_index(build_index(feats, "hnsw", progress=False), path, meta)
+    hnsw_meta = read_index_meta(path)
+    notes: list[str] = []
+    ivf = load_or_build_index(path, "ivf", notify=notes.append, progress=False)
+    assert ivf.kind == "ivf" and read_index_meta(path) == hnsw_meta  # used, not saved
+    assert any("for this search only" in n and "--rebuild-index" in n for n in notes)
+    assert load_or_build_index(path, "auto").kind == "hnsw"
+    replaced = load_or_build_index(path, "ivf", rebuild=True, progress=False)
+    assert replaced.kind == "ivf" and read_index_meta(path)["kind"] == "ivf"
+    assert load_or_build_index(path, "auto", rebuild=True, progress=False).kind == "ivf"  # same kind, rebuilt
+    assert ivf.describe() == {
+        "kind": "ivf",
+        "metric": "ip",
+        "params": ivf.params,
+        "distance": "1 - cosine similarity",
+    }
+
+
 def test_auto_without_saved_index_is_exact(tmp_path: Path) -> None:
     path = _save(tmp_path, _clustered(ids=10, views=3))
     searcher = load_or_build_index(path, "auto")

@@ -285,7 +285,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     ]
     print_table(f"evaluation, {_MODE_TITLES[summary['mode']]}", ["metric", "value"], rows)
     settings = summary["settings"]
-    extras = [settings["metric"] + (" on L2-normalized features" if settings["normalize"] else "")]
+    metric = "squared Euclidean" if settings["metric"] == "euclidean" else "1 - cosine similarity"
+    extras = [metric + (" on L2-normalized features" if settings["normalize"] else "")]
     if summary["source"].get("flip"):
         extras.append("flip-averaged")
     if settings["rerank"]:

@@ -44,7 +44,11 @@ def search(
         "auto",
         "--index",
         help="auto (the saved index if current, else exact), flat (exact), ivf, hnsw or ivfpq "
-        "(built and saved beside the gallery if missing).",
+        "(built and saved beside the gallery if none is saved; a saved index of another kind is "
+        "kept unless --rebuild-index).",
+    ),
+    rebuild_index: bool = typer.Option(
+        False, "--rebuild-index", help="Build the --index kind again and replace the saved index with it."
     ),
     nprobe: int | None = typer.Option(
         None, "--nprobe", help="IVF cells visited per query (more: slower, better)."
@@ -112,7 +116,7 @@ def search(
         query_name = "the query images"
         for item in query_meta.skipped:
             info(f"[yellow]skipped:[/] {item['reason']}")
-    results = search_gallery(
+    outcome = search_gallery(
         feats,
         query_meta,
         gallery,
@@ -122,8 +126,10 @@ def search(
         nprobe=nprobe,
         ef_search=ef_search,
         query_name=query_name,
+        rebuild_index=rebuild_index,
         notify=info,
     )
+    results = outcome.results
     if show is not None:
         _draw(results, show)
     if csv_out is not None:
@@ -133,6 +139,7 @@ def search(
             {
                 "gallery": str(gallery),
                 "top_k": top_k,
+                "index": outcome.index,
                 "results": [r.to_dict() for r in results],
                 "skipped": query_meta.skipped,
             }
@@ -142,6 +149,13 @@ def search(
             title = f"query {_shown(result.query)}" + _id_text(result.pid, result.camid)
             rows = [(m.rank, m.distance, _shown(m.path), m.pid, m.camid) for m in result.matches]
             print_table(title, ["rank", "distance", "path", "id", "camera"], rows)
+        info(f"answered by {_index_text(outcome.index)}; distance = {outcome.index['distance']}")
+
+
+def _index_text(index: dict) -> str:
+    kind = "exact search" if index["kind"] == "flat" else f"the {index['kind']} index"
+    params = ", ".join(f"{key} {value}" for key, value in index["params"].items() if value is not None)
+    return f"{kind} (metric {index['metric']}{', ' + params if params else ''})"
 
 
 def _shown(path: str) -> str:

@@ -63,6 +63,20 @@ class SearchIndex:
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def distance(self) -> str:
+        """What the distances this index returns mean (the same for every kind of one metric)."""
+        return "1 - cosine similarity" if self.metric == "ip" else "squared Euclidean distance"
+
+    def describe(self) -> dict[str, Any]:
+        """Which index answered: kind, metric, parameters and what its distance column means."""
+        return {
+            "kind": self.kind,
+            "metric": self.metric,
+            "params": dict(self.params),
+            "distance": self.distance,
+        }
+
+    @property
     def reranked(self) -> bool:
         """Whether the index only proposes candidates that the exact vectors then order."""
         return bool(self.params.get("rerank")) and self.vectors is not None
@@ -353,6 +367,7 @@ def load_or_build_index(
     pca: int | None = None,
     rerank: int | None = None,
     save: bool = True,
+    rebuild: bool = False,
     progress: bool = True,
     notify: Callable[[str], None] | None = None,
 ) -> SearchIndex:
@@ -360,8 +375,9 @@ def load_or_build_index(
 
     ``kind="auto"`` uses the saved index when it is current, else exact search. A named kind
     reuses the saved index when it is current and of that kind (search-time options such as
-    ``nprobe`` apply either way), else builds one (and, unless ``save=False`` or it is flat,
-    saves it). A stale saved index is rebuilt with a notice.
+    ``nprobe`` apply either way), else builds one and, unless ``save=False`` or it is flat, saves
+    it. A current saved index of another kind or build is never replaced unless ``rebuild``: the
+    one built is then used for this search only. A stale saved index is rebuilt with a notice.
     """
     notify = notify or (lambda message: None)
     if kind != "auto" and kind not in INDEX_KINDS:
@@ -371,23 +387,31 @@ def load_or_build_index(
     metric = metric or default_metric(meta)
     saved = read_index_meta(features_file)
     build_options = {"nlist": nlist, "m": m, "pca": pca}
-    if saved is not None and index_is_current(saved, features_file, meta):
+    current = saved is not None and index_is_current(saved, features_file, meta)
+    if current:
         same_build = all(v is None or saved["params"].get(k) == v for k, v in build_options.items())
-        if kind in ("auto", saved["kind"]) and saved["metric"] == metric and same_build:
+        if kind in ("auto", saved["kind"]) and saved["metric"] == metric and same_build and not rebuild:
             return _load_saved(
                 features_file, saved, features, nprobe=nprobe, ef_search=ef_search, rerank=rerank
             )
     elif saved is not None:
         notify(f"{index_path(features_file)} was built for other features; rebuilding it")
-        if kind == "auto":  # rebuild the same kind of index with the same build options
-            kind = saved["kind"]
-            nlist, m = nlist or saved["params"].get("nlist"), m or saved["params"].get("m")
-            pca = pca or saved["params"].get("pca")
+    keep_saved = current and not rebuild  # a user's current index is replaced only when asked
+    if saved is not None and kind == "auto" and not keep_saved:
+        # rebuild the same kind of index with the same build options
+        kind = saved["kind"]
+        nlist, m = nlist or saved["params"].get("nlist"), m or saved["params"].get("m")
+        pca = pca or saved["params"].get("pca")
     if kind in ("auto", "flat"):
         return exact_index(features, metric)
-    notify(
-        f"building a {kind} index over {meta.count} vectors (saved to {index_path(features_file)} for reuse)"
-    )
+    if keep_saved:
+        notify(
+            f"building an index of kind {kind} over {meta.count} vectors for this search only: the "
+            f"saved {saved['kind']} index {index_path(features_file)} is kept (--rebuild-index replaces it)"
+        )
+    else:
+        target = index_path(features_file)
+        notify(f"building an index of kind {kind} over {meta.count} vectors (saved to {target} for reuse)")
     built = build_index(
         features,
         kind,
@@ -400,7 +424,7 @@ def load_or_build_index(
         rerank=rerank,
         progress=progress,
     )
-    if save:
+    if save and not keep_saved:
         save_index(built, features_file, meta)
     return built
 

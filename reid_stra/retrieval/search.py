@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,14 @@ class QueryResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class SearchOutcome:
+    """The ranked matches of each query, and the index that produced them (``SearchIndex.describe``)."""
+
+    results: list[QueryResult]
+    index: dict[str, Any]
 
 
 def extract_query_features(
@@ -133,10 +142,13 @@ def search_gallery(
     nprobe: int | None = None,
     ef_search: int | None = None,
     query_name: str = "query features",
+    rebuild_index: bool = False,
     progress: bool = True,
     notify: Callable[[str], None] | None = None,
-) -> list[QueryResult]:
-    """Top-``top_k`` gallery matches of every query row (closest first)."""
+) -> SearchOutcome:
+    """Top-``top_k`` gallery matches of every query row (closest first), and which index answered.
+
+    A saved index of another kind is used or replaced only as ``load_or_build_index`` says."""
     notify = notify or (lambda message: None)
     gallery_file = features_path(gallery_file)
     gallery_features, gallery_meta = gallery or load_features(gallery_file)
@@ -156,6 +168,7 @@ def search_gallery(
         meta=gallery_meta,
         nprobe=nprobe,
         ef_search=ef_search,
+        rebuild=rebuild_index,
         progress=progress,
         notify=notify,
     )
@@ -178,7 +191,7 @@ def search_gallery(
                 )
             )
         results.append(result)
-    return results
+    return SearchOutcome(results, searcher.describe())
 
 
 def _at(values: list[int | None] | None, row: int) -> int | None:
