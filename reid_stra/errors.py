@@ -18,6 +18,19 @@ class ReidError(Exception):
     exit_code = 2
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during long work, carrying what was kept (``kept``, one phrase).
+
+    ``resumable``: rerunning the same command with ``--resume`` continues from what was kept;
+    the CLI prints one line with both.
+    """
+
+    def __init__(self, kept: str, *, resumable: bool) -> None:
+        super().__init__(kept)
+        self.kept = kept
+        self.resumable = resumable
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest valid name, or ``""``."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import torch
 from reid_stra.engine.checkpoint import load_training_checkpoint
 from reid_stra.engine.trainer import plan_run, train
 from reid_stra.errors import ReidError
-from reid_stra.utils.killpoint import KILL_ENV
+from reid_stra.utils.killpoint import KILL_ENV, SIGNAL_ENV
 
 # A tiny but complete run: fixbase epoch then full training, validation every epoch, augmentation on.
 TINY = {
@@ -138,9 +139,11 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path: Path, reference_run: 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sig", ["KILL", "TERM"])
 def test_killed_run_resumes_to_the_same_weights(
-    synthetic_root: Path, tmp_path: Path, reference_run: Path
+    synthetic_root: Path, tmp_path: Path, reference_run: Path, sig: str
 ) -> None:
+    """SIGKILL loses the epoch in progress; SIGTERM (and Ctrl-C) also says so in one line."""
     out = tmp_path / "run"
     args = ["train", "--data", "market1501", "--recipe", "paper", "--out", str(out)]
     for key, value in _overrides(synthetic_root).items():
@@ -149,12 +152,20 @@ def test_killed_run_resumes_to_the_same_weights(
     launcher = [sys.executable, "-c", "import sys; from reid_stra.cli.app import main; main()"]
     batches = _metrics(reference_run)[0]["images"] // TINY["batch_size"]
     # The kill hook stops the run at its first batch of epoch 2, whatever the machine's speed.
-    killed = subprocess.run(launcher + args, env=env | {KILL_ENV: f"train.batch@{batches + 1}"},
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    stop = {KILL_ENV: f"train.batch@{batches + 1}", SIGNAL_ENV: sig}
+    killed = subprocess.run(launcher + args, env=env | stop, capture_output=True, text=True, timeout=600)
+    if sig == "KILL":
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        resume = ["train", "--out", str(out), "--resume", "--json"]
+    else:
+        assert killed.returncode == 128 + signal.SIGTERM, killed.stderr
+        last = killed.stderr.strip().splitlines()[-1]
+        assert last.startswith("interrupted: stopped in epoch 2/3; epochs 1-1 are kept in"), killed.stderr
+        assert "Traceback" not in killed.stderr
+        resume = shlex.split(last.split("continue with: ", 1)[1])[1:] + ["--json"]
+        assert resume[-2] == "--resume" and resume[: len(args)] == args
     assert load_training_checkpoint(out / "last.pth")["epoch"] == 1
-    resumed = subprocess.run(launcher + ["train", "--out", str(out), "--resume", "--json"], env=env,
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    resumed = subprocess.run(launcher + resume, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["finished"] is True
     _assert_same_weights(_weights(out), _weights(reference_run))

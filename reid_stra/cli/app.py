@@ -7,10 +7,16 @@ line too unless ``--debug`` is given, which shows the traceback.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import shlex
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import typer
 
@@ -28,7 +34,7 @@ from reid_stra.cli import (
     cmd_train,
 )
 from reid_stra.cli.output import error, info
-from reid_stra.errors import ReidError
+from reid_stra.errors import Interrupted, ReidError
 
 # click's UsageError (unknown option, missing argument, bad value), reached through typer's public
 # BadParameter: typer has vendored click since 0.2x and depended on it before.
@@ -75,13 +81,44 @@ for _module in (
     _module.register(app)
 
 
+class _Stopped(Exception):
+    """Ctrl-C/SIGTERM inside a command, carried past typer (which would turn it into a silent 130)."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
+def _stop_reporting(command: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(command)  # typer reads the options from the wrapped signature
+    def run_command(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise _Stopped(exc) from None
+
+    return run_command
+
+
+def _report_stops(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        command.callback = _stop_reporting(command.callback)
+    for group in typer_app.registered_groups:
+        _report_stops(group.typer_instance)
+
+
+_report_stops(app)
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (used by tests and :func:`main`)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("REID_STRA_DEBUG", "") not in ("", "0")
+    received: list[int] = []
     try:
-        # Not standalone: usage errors come back as exceptions, printed as our one-line errors.
-        code = app(args=args, prog_name="reid-stra", standalone_mode=False)
+        with _terminate_as_interrupt(received):
+            # Not standalone: usage errors come back as exceptions, printed as our one-line errors.
+            code = app(args=args, prog_name="reid-stra", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -92,9 +129,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         message = " ".join(exc.format_message().split()).rstrip(".")
         error(f"{command}: {message}; see '{command} --help'")
         return 2
-    except (KeyboardInterrupt, typer.Abort):
-        info("interrupted")
-        return 130
+    except (_Stopped, KeyboardInterrupt) as exc:
+        info(_interrupted_line(exc.interrupt if isinstance(exc, _Stopped) else exc, args))
+        return 128 + (received[0] if received else signal.SIGINT)
     except ReidError as exc:
         if debug:
             traceback.print_exc()
@@ -106,6 +143,34 @@ def run(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         error(f"unexpected {type(exc).__name__}: {message} (rerun with --debug for details)")
         return 1
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt(received: list[int]) -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's time limit) stops the work the way Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_line(exc: BaseException, args: Sequence[str]) -> str:
+    """One line: what was kept, and the command that continues (``--resume`` added)."""
+    if not isinstance(exc, Interrupted):
+        return "interrupted; nothing was saved (the command writes its output only when it finishes)"
+    if not exc.resumable:
+        return f"interrupted: {exc.kept}"
+    again = list(args) + ([] if "--resume" in args else ["--resume"])
+    return f"interrupted: {exc.kept}; continue with: reid-stra {shlex.join(again)}"
 
 
 def main() -> None:

@@ -48,6 +48,12 @@ def extract(
         "--resume",
         help="Finish an interrupted extraction into the same file, reusing finished chunks.",
     ),
+    chunk_size: int | None = typer.Option(
+        None,
+        "--chunk-size",
+        show_default="the batch size",
+        help="Images per saved chunk: a stopped run keeps every finished chunk for --resume.",
+    ),
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Leave unreadable images out (listed in the sidecar) instead of failing."
     ),
@@ -57,13 +63,14 @@ def extract(
 ) -> None:
     """Extract L2-normalized features of person crops into OUTPUT (.npy) plus a .json sidecar."""
     from reid_stra.retrieval.embedder import Embedder
-    from reid_stra.retrieval.extract_file import extract_to_file
+    from reid_stra.retrieval.extract_file import check_extract_options, extract_to_file
     from reid_stra.retrieval.features import features_path, sidecar_path
     from reid_stra.retrieval.ids import id_source
     from reid_stra.retrieval.inputs import expand_inputs
 
     output = features_path(output)
-    ids = id_source(ids_file, id_pattern)  # a bad table or pattern fails before any slow work
+    check_extract_options(batch_size, workers, chunk_size)  # bad options fail before any slow work
+    ids = id_source(ids_file, id_pattern)
     paths = expand_inputs(inputs)
     arithmetic = chosen_precision(precision, device)
     # The Python API's loader and preprocessing (an ONNX file runs as exported: fp32).
@@ -84,6 +91,7 @@ def extract(
         normalize=normalize,
         skip_bad=skip_bad,
         precision=embedder.precision.name,
+        chunk_size=chunk_size,
         ids=ids,
         notify=info,
     )

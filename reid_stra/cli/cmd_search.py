@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from reid_stra.cli.options import Device, IdPattern, IdsFile, PrecisionChoice, chosen_precision
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, printable
 
 # A ranked-list picture with more rows than this is unreadable (and huge); the rest are listed only.
 MAX_PICTURE_ROWS = 100
@@ -146,8 +146,8 @@ def search(
         )
     elif csv_out != "-":
         for result in results:
-            title = f"query {_shown(result.query)}" + _id_text(result.pid, result.camid)
-            rows = [(m.rank, m.distance, _shown(m.path), m.pid, m.camid) for m in result.matches]
+            title = f"query {printable(result.query)}" + _id_text(result.pid, result.camid)
+            rows = [(m.rank, m.distance, m.path, m.pid, m.camid) for m in result.matches]
             print_table(title, ["rank", "distance", "path", "id", "camera"], rows)
         info(f"answered by {_index_text(outcome.index)}; distance = {outcome.index['distance']}")
 
@@ -156,11 +156,6 @@ def _index_text(index: dict) -> str:
     kind = "exact search" if index["kind"] == "flat" else f"the {index['kind']} index"
     params = ", ".join(f"{key} {value}" for key, value in index["params"].items() if value is not None)
     return f"{kind} (metric {index['metric']}{', ' + params if params else ''})"
-
-
-def _shown(path: str) -> str:
-    """A printable form of a path whose name may not be valid UTF-8."""
-    return path.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def _id_text(pid: int | None, camid: int | None) -> str:

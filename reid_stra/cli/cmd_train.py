@@ -161,11 +161,7 @@ def train(
     if dry_run:
         _dry_run(plan, as_json)
         return
-    try:
-        summary = run_training(plan, notice=info)
-    except KeyboardInterrupt:
-        info(f"interrupted; continue with: reid-stra train --out {out_dir} --resume")
-        raise
+    summary = run_training(plan, notice=info)  # Ctrl-C: the CLI says what was kept and how to resume
     if summary["rank"] != 0:
         return  # under torchrun, rank 0 reports for all processes
     if as_json:

@@ -47,19 +47,24 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
 
 def info(message: str) -> None:
     """A status line for people; goes to stderr so stdout stays clean for --json."""
-    _console(stderr=True).print(message, highlight=False)
+    _console(stderr=True).print(printable(message), highlight=False)
 
 
 def error(message: str) -> None:
     """The one-line ``error: ...`` every failure ends with (never wrapped, even on a terminal)."""
-    text = f"[bold red]error:[/] {escape(message)}"  # a path like "[1].jpg" is not markup
+    text = f"[bold red]error:[/] {escape(printable(message))}"  # a path like "[1].jpg" is not markup
     _console(stderr=True).print(text, highlight=False, soft_wrap=True)
+
+
+def printable(text: str) -> str:
+    """``text`` with file-name bytes that are not UTF-8 shown as U+FFFD (a terminal cannot take them)."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
-    return "" if value is None else str(value)
+    return "" if value is None else printable(str(value))
 
 
 def _json_default(obj: Any) -> Any:

@@ -45,7 +45,7 @@ from reid_stra.engine.distributed import (
 )
 from reid_stra.engine.losses import LossWeights, ReidLoss
 from reid_stra.engine.optim import build_optimizer, build_scheduler
-from reid_stra.errors import ReidError
+from reid_stra.errors import Interrupted, ReidError
 from reid_stra.models.heads import HEAD_LAYERS
 from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
 from reid_stra.utils.killpoint import kill_point
@@ -317,18 +317,33 @@ class TrainingRun:
         for epoch in range(self.start_epoch, config.epochs):
             if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
                 break
-            record = self._train_epoch(epoch)
-            last = epoch + 1 == config.epochs
-            if validation and ((epoch + 1) % config.eval_every == 0 or last):
-                record.update(self._validate())
+            try:
+                record = self._train_epoch(epoch)
+                last = epoch + 1 == config.epochs
+                if validation and ((epoch + 1) % config.eval_every == 0 or last):
+                    record.update(self._validate())
+            except KeyboardInterrupt:
+                raise self._interrupted(epoch) from None
             self.scheduler.step()
-            self._end_epoch(epoch, record)
+            self._end_epoch(epoch, record)  # an interrupt here: the checkpoint write is atomic
             epochs_run += 1
         finished = self.start_epoch + epochs_run >= config.epochs
         if finished and self.ctx.is_main:
             self._export_final()
         barrier(self.ctx)
         return self._summary(finished)
+
+    def _interrupted(self, epoch: int) -> Interrupted:
+        """What a stop during ``epoch`` keeps: the checkpoint of the epochs before it."""
+        if epoch == 0:
+            return Interrupted(
+                f"stopped in epoch 1/{self.config.epochs}; no epoch finished yet", resumable=True
+            )
+        return Interrupted(
+            f"stopped in epoch {epoch + 1}/{self.config.epochs}; epochs 1-{epoch} are kept in "
+            f"{self.out_dir / 'last.pth'}",
+            resumable=True,
+        )
 
     def set_phase(self, epoch: int) -> nn.Module:
         """Train mode, with everything but the new layers frozen during the fixbase epochs.

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from reid_stra.errors import ReidError
+from reid_stra.errors import Interrupted, ReidError
 from reid_stra.retrieval.extract import Preprocess, _size, combine, iterate_batches, unreadable_error
 from reid_stra.retrieval.features import FeatureMeta, features_path, save_features
 from reid_stra.retrieval.ids import IdSource
@@ -30,7 +30,6 @@ from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive
 from reid_stra.utils.killpoint import kill_point
 
 PARTIAL_FORMAT = "reid-stra-partial-extraction"
-DEFAULT_CHUNK_SIZE = 1024
 _MANIFEST = "manifest.json"
 
 
@@ -51,6 +50,17 @@ def partial_dir(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".partial")
 
 
+def check_extract_options(batch_size: int, workers: int, chunk_size: int | None) -> int:
+    """Refuse bad counts before any model is loaded; returns the chunk size to use."""
+    if batch_size < 1:
+        raise ReidError(f"--batch-size {batch_size}: must be at least 1")
+    if workers < 0:
+        raise ReidError(f"--workers {workers}: must be 0 (decode in this process) or more")
+    if chunk_size is not None and chunk_size < 1:
+        raise ReidError(f"--chunk-size {chunk_size}: must be at least 1")
+    return batch_size if chunk_size is None else chunk_size
+
+
 def extract_to_file(
     model: nn.Module,
     info: dict[str, Any],
@@ -68,17 +78,17 @@ def extract_to_file(
     progress: bool = True,
     optimize: bool = True,
     precision: str = "fp32",
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     ids: IdSource | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> ExtractSummary:
-    """Extract ``paths`` with ``model`` (described by ``load_model``'s ``info``) into ``out``."""
+    """Extract ``paths`` with ``model`` (described by ``load_model``'s ``info``) into ``out``.
+
+    Work is saved in chunks of ``chunk_size`` images (default: ``batch_size``, so a stop keeps
+    every finished batch); ``resume=True`` reuses the finished chunks of the same extraction."""
     notify = notify or (lambda message: None)
     out = features_path(out)
-    if batch_size < 1:
-        raise ReidError(f"--batch-size {batch_size}: must be at least 1")
-    if workers < 0:
-        raise ReidError(f"--workers {workers}: must be 0 (decode in this process) or more")
+    chunk_size = check_extract_options(batch_size, workers, chunk_size)
     _size(input_size or info["input_size"])  # bad options fail before anything is written
     preprocess = Preprocess(
         tuple(int(v) for v in (input_size or info["input_size"])),  # type: ignore[arg-type]
@@ -117,13 +127,18 @@ def extract_to_file(
                 progress,
                 optimize,
             )
-        except BaseException:
-            if any(partial.glob("chunk_*.json")):
-                notify(
-                    f"finished chunks are kept in {partial}; rerun the same command with --resume to continue"
-                )
+        except BaseException as exc:
+            kept = sum(end - start for start, end in chunks if _chunk_ok(partial, start, end))
+            if kept:
+                where = f"{kept} of {len(paths)} images' features are kept in {partial}"
+                if isinstance(exc, KeyboardInterrupt):
+                    raise Interrupted(f"extraction stopped; {where}", resumable=True) from None
+                notify(f"{where}; rerun the same command with --resume to continue")
             else:  # nothing worth resuming: leave no half-made folder behind
                 shutil.rmtree(partial, ignore_errors=True)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise Interrupted(f"extraction stopped before any of {len(paths)} images finished; "
+                                      f"nothing was written", resumable=False) from None  # fmt: skip
             raise
         result = _read_chunks(partial, chunks, len(paths))
         kept_paths = [paths[i] for i in result.kept]
@@ -265,7 +280,7 @@ _WHAT = {
     "flip": "--flip",
     "normalize": "--normalize",
     "precision": "--precision",
-    "chunk_size": "chunk size",
+    "chunk_size": "--chunk-size (default: --batch-size)",
 }
 
 

@@ -4,8 +4,9 @@ Tests of kill-and-resume must hit a chosen moment (mid-epoch, the middle of a ch
 between two chunks) whatever the machine's speed, so they name the moment instead of timing it:
 ``REID_STRA_KILL_AT="STAGE[:NAME]@N"`` kills the process the N-th time (default 1) it passes
 ``kill_point(STAGE, NAME)``; ``NAME`` may be a glob (``chunk_*.npy``). Before dying it prints one
-line to stderr, so a test can assert that the kill landed where intended. Unset (always, outside
-tests) it costs one dictionary lookup.
+line to stderr, so a test can assert that the kill landed where intended. ``REID_STRA_KILL_SIGNAL``
+(``INT``, ``TERM``) sends that signal instead of SIGKILL, as Ctrl-C or ``kill`` would. Unset
+(always, outside tests) it costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 
 KILL_ENV = "REID_STRA_KILL_AT"
+SIGNAL_ENV = "REID_STRA_KILL_SIGNAL"
 KILL_MARK = "reid-stra: killed at"
 _passes: dict[str, int] = {}  # per process: how often the configured point was passed
 
@@ -33,4 +35,4 @@ def kill_point(stage: str, name: str = "") -> None:
     if _passes[spec] == int(count or 1):
         sys.stderr.write(f"{KILL_MARK} {stage}:{name} #{_passes[spec]} ({KILL_ENV}={spec})\n")
         sys.stderr.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get(SIGNAL_ENV, "KILL")))
