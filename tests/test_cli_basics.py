@@ -57,3 +57,31 @@ def test_piped_output_is_not_wrapped_at_80_columns() -> None:
                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     lines = [line for line in error.stderr.splitlines() if line.strip()]
     assert error.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), error.stderr
+
+
+def _commands():
+    import typer.main
+
+    from reid_stra.cli.app import app
+
+    def walk(command, path):
+        if hasattr(command, "commands"):
+            yield path, command
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield path, command
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_help_shows_flags_as_flags_and_every_default(cli) -> None:
+    """`--json true` is rejected, so no flag may show a value slot; every option says its default."""
+    for path, command in _commands():
+        help_text = cli(*path, "--help").stdout
+        assert "Usage:" in help_text and "<bool>" not in help_text, path
+        for param in command.params:
+            if param.param_type_name != "option" or param.is_flag or param.required:
+                continue
+            stated = isinstance(param.show_default, str) or "default" in (param.help or "").lower()
+            assert param.default is not None or stated, (path, param.opts)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from reid_stra._version import __version__
 from reid_stra.cli import (
@@ -40,6 +41,27 @@ from reid_stra.errors import Interrupted, ReidError
 # BadParameter: typer has vendored click since 0.2x and depended on it before.
 UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
 
+
+class _FlagsAsFlags:
+    """typer gives flags such as ``--json`` a ``<bool>`` value slot in the help (and ``--json
+    true`` is then rejected): show them as flags."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_FlagsAsFlags, TyperCommand):
+    pass
+
+
+class _Group(_FlagsAsFlags, TyperGroup):
+    pass
+
+
 app = typer.Typer(
     name="reid-stra",
     help="Person re-identification with Structure-Regularized Attention (StRA).",
@@ -47,6 +69,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=_Group,
 )
 
 
@@ -100,14 +123,17 @@ def _stop_reporting(command: Callable[..., Any]) -> Callable[..., Any]:
     return run_command
 
 
-def _report_stops(typer_app: typer.Typer) -> None:
+def _prepare_commands(typer_app: typer.Typer) -> None:
     for command in typer_app.registered_commands:
         command.callback = _stop_reporting(command.callback)
+        if command.cls in (None, TyperCommand):
+            command.cls = _Command
     for group in typer_app.registered_groups:
-        _report_stops(group.typer_instance)
+        group.cls = _Group  # the group's own --help
+        _prepare_commands(group.typer_instance)
 
 
-_report_stops(app)
+_prepare_commands(app)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -56,9 +56,12 @@ def demo_data(
 
 def datasets(
     data: str | None = typer.Option(
-        None, "--data", help="Dataset name; omit to list the supported datasets."
+        None,
+        "--data",
+        show_default="list the supported datasets",
+        help="Dataset name; omit to list the supported datasets.",
     ),
-    root: Path | None = typer.Option(None, "--root", help="Folder holding the dataset."),
+    root: Path | None = typer.Option(None, "--root", show_default="none", help="Folder holding the dataset."),
     data_opt: list[str] = typer.Option(
         [], "--data-opt", help="Reader option KEY=VALUE (repeatable), e.g. variant=detected for cuhk03."
     ),

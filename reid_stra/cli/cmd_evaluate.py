@@ -24,8 +24,10 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate(
-    data: str | None = typer.Option(None, "--data", help="Dataset name (see `reid-stra datasets`)."),
-    root: Path | None = typer.Option(None, "--root", help="Folder holding the dataset."),
+    data: str | None = typer.Option(
+        None, "--data", show_default="none", help="Dataset name (see `reid-stra datasets`)."
+    ),
+    root: Path | None = typer.Option(None, "--root", show_default="none", help="Folder holding the dataset."),
     data_opt: list[str] = typer.Option(
         [], "--data-opt", help="Dataset reader option KEY=VALUE (repeatable)."
     ),
@@ -36,10 +38,16 @@ def evaluate(
         None, "--weights", help="Checkpoint to evaluate; default: the shipped weights of --model."
     ),
     query_features: Path | None = typer.Option(
-        None, "--query-features", help="Precomputed query features (.npy + .json sidecar) instead of a model."
+        None,
+        "--query-features",
+        show_default="none",
+        help="Precomputed query features (.npy + .json sidecar) instead of a model.",
     ),
     gallery_features: Path | None = typer.Option(
-        None, "--gallery-features", help="Precomputed gallery features (.npy + .json sidecar)."
+        None,
+        "--gallery-features",
+        show_default="none",
+        help="Precomputed gallery features (.npy + .json sidecar).",
     ),
     metric: str = typer.Option(
         "euclidean", "--metric", help="Distance: euclidean (squared, as torchreid) or cosine."
@@ -63,7 +71,9 @@ def evaluate(
         "standard", "--mode", help="standard (torchreid/fast-reid) or market_official (MATLAB trapezoid AP)."
     ),
     max_rank: int = typer.Option(50, "--max-rank", help="Length of the CMC curve."),
-    cmc_plot: Path | None = typer.Option(None, "--cmc-plot", help="Also save the CMC curve as this PNG."),
+    cmc_plot: Path | None = typer.Option(
+        None, "--cmc-plot", show_default="none", help="Also save the CMC curve as this PNG."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
     workers: int = typer.Option(2, "--workers", help="Image decoding worker processes (0: in this process)."),
     device: Device = "auto",

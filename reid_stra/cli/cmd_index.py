@@ -44,6 +44,7 @@ def build(
     pca: int | None = typer.Option(
         None,
         "--pca",
+        show_default="none",
         help="Index PCA-reduced vectors of this dimension (e.g. 128: much faster HNSW builds); "
         "results are re-ranked with the exact features.",
     ),

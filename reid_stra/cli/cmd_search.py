@@ -51,13 +51,22 @@ def search(
         False, "--rebuild-index", help="Build the --index kind again and replace the saved index with it."
     ),
     nprobe: int | None = typer.Option(
-        None, "--nprobe", help="IVF cells visited per query (more: slower, better)."
+        None,
+        "--nprobe",
+        show_default="the saved index's, else nlist/256 (at least 8)",
+        help="IVF cells visited per query (more: slower, better).",
     ),
     ef_search: int | None = typer.Option(
-        None, "--ef-search", help="HNSW search breadth (more: slower, better)."
+        None,
+        "--ef-search",
+        show_default="the saved index's, else 64",
+        help="HNSW search breadth (more: slower, better).",
     ),
     query_features: Path | None = typer.Option(
-        None, "--query-features", help="Use this feature file (.npy) as the queries instead of images."
+        None,
+        "--query-features",
+        show_default="none",
+        help="Use this feature file (.npy) as the queries instead of images.",
     ),
     model: str | None = typer.Option(
         None, "--model", help="Model for the query images; default (and required): the gallery's."
@@ -65,10 +74,12 @@ def search(
     weights: Path | None = typer.Option(
         None, "--weights", help="Checkpoint for the query images; default: the gallery's (must be the same)."
     ),
-    show: Path | None = typer.Option(None, "--show", help="Draw the ranked lists into this PNG."),
+    show: Path | None = typer.Option(
+        None, "--show", show_default="none", help="Draw the ranked lists into this PNG."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     csv_out: str | None = typer.Option(
-        None, "--csv", help="Write the results as CSV to this file ('-': stdout)."
+        None, "--csv", show_default="none", help="Write the results as CSV to this file ('-': stdout)."
     ),
     device: Device = "auto",
     precision: PrecisionChoice = "auto",

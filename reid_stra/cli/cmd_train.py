@@ -24,7 +24,7 @@ def train(
     data: str | None = typer.Option(
         None, "--data", help="Dataset name, see `reid-stra datasets` (default: market1501)."
     ),
-    root: Path | None = typer.Option(None, "--root", help="Folder holding the dataset."),
+    root: Path | None = typer.Option(None, "--root", show_default="none", help="Folder holding the dataset."),
     data_opt: list[str] = typer.Option(
         [], "--data-opt", help="Dataset reader option KEY=VALUE (repeatable), e.g. variant=detected."
     ),
@@ -32,11 +32,15 @@ def train(
         None, "--model", help="Model name, see `reid-stra models` (default: stra_resnet50)."
     ),
     recipe: str | None = typer.Option(
-        None, "--recipe", help="Training recipe: paper (spec section 6) or strong (BNNeck, CE-LS + triplet)."
+        None,
+        "--recipe",
+        show_default="paper, or the --config file's",
+        help="Training recipe: paper (spec section 6) or strong (BNNeck, CE-LS + triplet).",
     ),
     config: Path | None = typer.Option(
         None,
         "--config",
+        show_default="none",
         help="YAML/TOML file of config keys (e.g. a run's config.yaml); options override it.",
     ),
     out: Path | None = typer.Option(
@@ -44,28 +48,45 @@ def train(
         "--out",
         help="Output folder for config, metrics log and checkpoints (default: runs/MODEL_DATA).",
     ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Epochs to train (paper: 100, strong: 120)."),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Images per step over all processes (paper: 32, strong: 64)."
+    epochs: int | None = typer.Option(
+        None, "--epochs", show_default="the recipe's", help="Epochs to train (paper: 100, strong: 120)."
     ),
-    lr: float | None = typer.Option(None, "--lr", help="Base learning rate (paper: 3e-4, strong: 3.5e-4)."),
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        show_default="the recipe's",
+        help="Images per step over all processes (paper: 32, strong: 64).",
+    ),
+    lr: float | None = typer.Option(
+        None, "--lr", show_default="the recipe's", help="Base learning rate (paper: 3e-4, strong: 3.5e-4)."
+    ),
     optimizer: str | None = typer.Option(
-        None, "--optimizer", help="adam, adamw or sgd (both recipes: adam)."
+        None, "--optimizer", show_default="the recipe's", help="adam, adamw or sgd (both recipes: adam)."
     ),
     scheduler: str | None = typer.Option(
-        None, "--scheduler", help="step, multistep, cosine or constant (paper: step, strong: multistep)."
+        None,
+        "--scheduler",
+        show_default="the recipe's",
+        help="step, multistep, cosine or constant (paper: step, strong: multistep).",
     ),
     warmup_epochs: int | None = typer.Option(
-        None, "--warmup-epochs", help="Epochs of linear learning-rate warm-up (paper: 0, strong: 10)."
+        None,
+        "--warmup-epochs",
+        show_default="the recipe's",
+        help="Epochs of linear learning-rate warm-up (paper: 0, strong: 10).",
     ),
     fixbase_epochs: int | None = typer.Option(
-        None, "--fixbase-epochs", help="First epochs that train only the new layers (paper: 8)."
+        None,
+        "--fixbase-epochs",
+        show_default="the recipe's",
+        help="First epochs that train only the new layers (paper: 8).",
     ),
     height: int | None = typer.Option(None, "--height", help="Input height in pixels (default: 256)."),
     width: int | None = typer.Option(None, "--width", help="Input width in pixels (default: 128)."),
     sampler: str | None = typer.Option(
         None,
         "--sampler",
+        show_default="the recipe's",
         help="random (shuffled batches; paper) or identity (P identities x K images; strong).",
     ),
     num_instances: int | None = typer.Option(
@@ -84,6 +105,7 @@ def train(
     weights: Path | None = typer.Option(
         None,
         "--weights",
+        show_default="none",
         help="Initialize the whole model from this checkpoint (a classifier of another size is skipped).",
     ),
     diversity_weight: float | None = typer.Option(
@@ -103,6 +125,7 @@ def train(
     precision: str | None = typer.Option(
         None,
         "--precision",
+        show_default="auto",
         help="auto (bf16 on a CPU with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16; says why.",
     ),
     set_values: list[str] = typer.Option(
