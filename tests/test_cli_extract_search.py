@@ -305,3 +305,26 @@ def test_index_build_info_and_search_with_it(cli, workdir: Path, gallery: Path, 
     assert "answered by the ivf index (metric ip" in table.stderr and "1 - cosine similarity" in table.stderr
     result = cli("index", "build", copy, "--kind", "annoy")
     assert result.exit_code == 2 and "unknown index kind" in result.stderr
+
+
+def test_bad_search_options_fail_before_any_query_is_embedded(cli, tmp_path: Path, gallery: Path) -> None:
+    """Errors name the option typed and come before the slow work (a broken query would fail later)."""
+    broken = tmp_path / "0001_c1s1_000001_01.jpg"
+    broken.write_bytes(b"not a jpeg")
+    for args, expected in [
+        (("--top-k", "0"), "error: --top-k 0: must be at least 1"),
+        (("--index", "ivfpq"), "error: --index ivfpq: needs at least"),
+        (("--index", "ivfqp"), "error: unknown --index kind 'ivfqp' (did you mean 'ivfpq'?)"),
+        (("--index", "hnsw", "--nprobe", "4"), "error: --nprobe: does not apply to --index hnsw"),
+    ]:
+        result = cli("search", broken, "--gallery", gallery, "--workers", "0", *args)
+        assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith(expected), result.stderr
+    picture = cli("search", broken, "--gallery", tmp_path / "ranks.png")
+    assert "error: --gallery " in picture.stderr and "an image, not a feature file" in picture.stderr
+    assert "ranks.png.npy" not in picture.stderr
+
+
+def test_output_name_suggestion_replaces_the_suffix(cli, synthetic_root: Path, tmp_path: Path) -> None:
+    result = cli("extract", synthetic_root / "query", "-o", tmp_path / "feats.txt")
+    assert result.exit_code == 2 and f"use e.g. {tmp_path / 'feats.npy'}" in result.stderr
+    assert "feats.txt.npy" not in result.stderr and not any(tmp_path.iterdir())

@@ -206,11 +206,13 @@ def _evaluate_files(
     query_file, gallery_file, data, root, data_opt, options, device
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from reid_stra.metrics.evaluation import evaluate_features
-    from reid_stra.retrieval.features import check_compatible, load_features
+    from reid_stra.retrieval.features import check_compatible, features_path, load_features
 
     if query_file is None or gallery_file is None:
         missing = "--query-features" if query_file is None else "--gallery-features"
         raise ReidError(f"{missing} is missing; give both --query-features and --gallery-features")
+    query_file = features_path(query_file, "--query-features")
+    gallery_file = features_path(gallery_file, "--gallery-features")
     qf, q_meta = load_features(query_file)
     gf, g_meta = load_features(gallery_file)
     check_compatible(q_meta, g_meta, str(query_file), str(gallery_file))

@@ -68,7 +68,7 @@ def extract(
     from reid_stra.retrieval.ids import id_source
     from reid_stra.retrieval.inputs import expand_inputs
 
-    output = features_path(output)
+    output = features_path(output, "-o", output=True)
     check_extract_options(batch_size, workers, chunk_size)  # bad options fail before any slow work
     ids = id_source(ids_file, id_pattern)
     paths = expand_inputs(inputs)

@@ -95,14 +95,20 @@ def search(
     from reid_stra.errors import ReidError
     from reid_stra.retrieval.features import load_features
     from reid_stra.retrieval.ids import id_source
-    from reid_stra.retrieval.search import extract_query_features, search_gallery
+    from reid_stra.retrieval.search import check_search_request, extract_query_features, search_gallery
 
     if bool(queries) == (query_features is not None):
         raise ReidError("QUERY...: give query images or --query-features FILE (exactly one of them)")
     if as_json and csv_out == "-":
         raise ReidError("--json and --csv - both write to stdout; choose one (or --csv FILE)")
     ids = id_source(ids_file, id_pattern)
+    from reid_stra.retrieval.features import features_path
+
+    gallery = features_path(gallery, "--gallery")
+    if query_features is not None:
+        query_features = features_path(query_features, "--query-features")
     gallery_features, gallery_meta = load_features(gallery)
+    check_search_request(gallery_meta, top_k=top_k, index=index, nprobe=nprobe, ef_search=ef_search)
     if query_features is not None:
         if model is not None or weights is not None:
             raise ReidError(

@@ -122,13 +122,26 @@ def sidecar_path(features_path: str | os.PathLike) -> Path:
     return Path(features_path).with_suffix(".json")
 
 
-def features_path(path: str | os.PathLike) -> Path:
-    """Accept either half of a feature file (``feats.npy`` or ``feats.json``); return the ``.npy``."""
+def features_path(path: str | os.PathLike, option: str | None = None, *, output: bool = False) -> Path:
+    """Accept either half of a feature file (``feats.npy`` or ``feats.json``); return the ``.npy``.
+
+    ``option`` (``--gallery``, ``-o``) names where the path came from in the error; ``output``:
+    the file is to be written (an image name then gets the ``.npy`` suggestion too)."""
     path = Path(path)
     if path.suffix == ".json":
         return path.with_suffix(".npy")
     if path.suffix != ".npy":
-        raise ReidError(f"{path}: feature files end in .npy (with a .json sidecar); use e.g. {path}.npy")
+        from reid_stra.data.images import is_image_file
+
+        named = f"{option} {path}" if option else str(path)
+        if is_image_file(path.name) and not output:
+            raise ReidError(
+                f"{named}: an image, not a feature file; give the .npy that `reid-stra extract` wrote "
+                "(it has a .json sidecar beside it)"
+            )
+        raise ReidError(
+            f"{named}: feature files end in .npy (with a .json sidecar); use e.g. {path.with_suffix('.npy')}"
+        )
     return path
 
 

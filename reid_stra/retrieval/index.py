@@ -135,6 +135,7 @@ def build_index(
     rerank: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    kind_option: str = "--kind",
 ) -> SearchIndex:
     """Build an index of ``kind`` over ``features`` (N x D float32).
 
@@ -155,6 +156,7 @@ def build_index(
         kind,
         count,
         dim,
+        kind_option=kind_option,
         nlist=nlist,
         nprobe=nprobe,
         m=m,
@@ -228,13 +230,16 @@ def _pick(given: dict[str, Any], option: str, default: Callable[[], int]) -> int
     return default() if value is None else value
 
 
-def resolve_params(kind: str, count: int, dim: int, **given: Any) -> dict[str, Any]:
-    """Fill in defaults for ``kind`` and reject values FAISS cannot use, naming the option."""
+def resolve_params(
+    kind: str, count: int, dim: int, *, kind_option: str = "--kind", **given: Any
+) -> dict[str, Any]:
+    """Fill in defaults for ``kind`` and reject values FAISS cannot use, naming the option
+    (``kind_option``: how the user chose the kind, ``--kind`` or ``search --index``)."""
     for option, kinds in _OPTION_KINDS.items():
         applies = kind in kinds or (option == "rerank" and bool(given.get("pca")) and kind != "flat")
         if given.get(option) is not None and not applies:
             flag = "--" + option.replace("_", "-")
-            raise ReidError(f"{flag}: does not apply to --kind {kind} (it is for {', '.join(kinds)})")
+            raise ReidError(f"{flag}: does not apply to {kind_option} {kind} (it is for {', '.join(kinds)})")
     params: dict[str, Any] = {}
     if kind in ("ivf", "ivfpq"):
         # IVF-PQ scans compact codes very fast, so it affords fewer, larger cells and visiting a
@@ -265,7 +270,7 @@ def resolve_params(kind: str, count: int, dim: int, **given: Any) -> dict[str, A
     if kind == "ivfpq":
         if count < _MIN_PQ_VECTORS:
             raise ReidError(
-                f"--kind ivfpq: needs at least {_MIN_PQ_VECTORS} vectors, got {count}; use flat or ivf"
+                f"{kind_option} ivfpq: needs at least {_MIN_PQ_VECTORS} vectors, got {count}; use flat or ivf"
             )
     pca = given.get("pca")
     if pca is not None:
@@ -369,6 +374,7 @@ def load_or_build_index(
     save: bool = True,
     rebuild: bool = False,
     progress: bool = True,
+    kind_option: str = "--kind",
     notify: Callable[[str], None] | None = None,
 ) -> SearchIndex:
     """The index to search ``features_file`` with.
@@ -423,6 +429,7 @@ def load_or_build_index(
         pca=pca,
         rerank=rerank,
         progress=progress,
+        kind_option=kind_option,
     )
     if save and not keep_saved:
         save_index(built, features_file, meta)

@@ -42,6 +42,28 @@ class QueryResult:
         return asdict(self)
 
 
+def check_search_request(
+    gallery_meta: FeatureMeta, *, top_k: int, index: str, nprobe: int | None, ef_search: int | None
+) -> None:
+    """Refuse a search that cannot run before any query is embedded (a bad --top-k, --index,
+    --nprobe, --ef-search, or an index kind the gallery is too small for)."""
+    from reid_stra.errors import unknown_name_error
+    from reid_stra.retrieval.index import INDEX_KINDS, resolve_params
+
+    if top_k < 1:
+        raise ReidError(f"--top-k {top_k}: must be at least 1")
+    for flag, value in (("--nprobe", nprobe), ("--ef-search", ef_search)):
+        if value is not None and value < 1:  # rejected even where the index kind ignores it
+            raise ReidError(f"{flag} {value}: must be at least 1")
+    if index == "auto":
+        return
+    if index not in INDEX_KINDS:
+        raise unknown_name_error("--index kind", index, ("auto", *INDEX_KINDS))
+    if index != "flat":
+        count, dim = gallery_meta.count, gallery_meta.embedding_dim
+        resolve_params(index, count, dim, kind_option="--index", nprobe=nprobe, ef_search=ef_search)
+
+
 @dataclass
 class SearchOutcome:
     """The ranked matches of each query, and the index that produced them (``SearchIndex.describe``)."""
@@ -153,11 +175,7 @@ def search_gallery(
     gallery_file = features_path(gallery_file)
     gallery_features, gallery_meta = gallery or load_features(gallery_file)
     check_compatible(query_meta, gallery_meta, query_name, str(gallery_file))
-    if top_k < 1:
-        raise ReidError(f"--top-k {top_k}: must be at least 1")
-    for flag, value in (("--nprobe", nprobe), ("--ef-search", ef_search)):
-        if value is not None and value < 1:  # rejected even where the index kind ignores it
-            raise ReidError(f"{flag} {value}: must be at least 1")
+    check_search_request(gallery_meta, top_k=top_k, index=index, nprobe=nprobe, ef_search=ef_search)
     if top_k > gallery_meta.count:
         notify(f"--top-k {top_k}: the gallery has only {gallery_meta.count} images; showing all of them")
         top_k = gallery_meta.count
@@ -170,6 +188,7 @@ def search_gallery(
         ef_search=ef_search,
         rebuild=rebuild_index,
         progress=progress,
+        kind_option="--index",
         notify=notify,
     )
     distances, indices = searcher.search(query_features, top_k)
