@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
-from reid_stra.viz.ranklist import OTHER_ID, SAME_ID, UNKNOWN_ID
+from reid_stra.viz.ranklist import OTHER_ID, SAME_ID, UNKNOWN_ID, tile_origin
 
 SIZE = ["--height", "64", "--width", "32"]
 
@@ -182,9 +182,8 @@ def test_search_table_csv_and_picture(cli, workdir: Path, synthetic_root: Path, 
         assert image.format == "PNG" and image.height > 3 * 128 and image.width > 5 * 64
         rgb = image.convert("RGB")
         # Ids are known, so every match has a green (same id) or red (other id) border.
-        row_borders = [rgb.getpixel((x, 7)) for x in range(rgb.width)]
-        assert SAME_ID in row_borders or OTHER_ID in row_borders
-        assert UNKNOWN_ID not in row_borders
+        borders = [rgb.getpixel((x + 1, y + 1)) for x, y in (tile_origin(0, col) for col in range(4))]
+        assert set(borders) <= {SAME_ID, OTHER_ID} and UNKNOWN_ID not in borders
     to_stdout = cli(
         "search", *queries[:1], "--gallery", gallery, "--top-k", "2", "--workers", "0", "--csv", "-"
     )

@@ -8,7 +8,16 @@ import pytest
 from PIL import Image
 
 from reid_stra.errors import ReidError
-from reid_stra.viz.ranklist import OTHER_ID, QUERY, SAME_ID, UNKNOWN_ID, save_ranklist
+from reid_stra.viz.ranklist import (
+    FIRST_CORRECT,
+    OTHER_ID,
+    QUERY,
+    SAME_ID,
+    UNKNOWN_ID,
+    draw_ranklist,
+    save_ranklist,
+    tile_origin,
+)
 
 
 def _crop(path: Path, colour: tuple[int, int, int]) -> str:
@@ -18,27 +27,42 @@ def _crop(path: Path, colour: tuple[int, int, int]) -> str:
 
 def test_borders_follow_ids(tmp_path: Path) -> None:
     query = _crop(tmp_path / "q.png", (0, 0, 0))
-    matches = [_crop(tmp_path / f"g{i}.png", (255, 255, 0)) for i in range(2)]
+    matches = [_crop(tmp_path / f"g{i}.png", (255, 255, 0)) for i in range(3)]
     out = tmp_path / "ranks.png"
     save_ranklist(
         [query, query],
-        [matches, [matches[0], str(tmp_path / "missing.jpg")]],
+        [matches, [matches[0], str(tmp_path / "missing.jpg"), matches[2]]],
         out,
         query_pids=[7, None],
-        match_pids=[[7, 8], [7, 8]],
-        distances=[[0.1, 0.2], [0.1, 0.3]],
+        match_pids=[[8, 7, None], [7, 8, 9]],
+        distances=[[0.1, 0.2, 0.3], [0.1, 0.3, 0.4]],
         size=(40, 20),
     )
     image = Image.open(out).convert("RGB")
-    tile_w, tile_h, gap, query_gap = 20 + 8, 40 + 8 + 14, 6, 18
-    first_match_x = gap + tile_w + query_gap
-    row1, row2 = gap + 1, gap + tile_h + gap + 1
-    assert image.getpixel((gap + 1, row1)) == QUERY
-    assert image.getpixel((first_match_x + 1, row1)) == SAME_ID
-    assert image.getpixel((first_match_x + tile_w + gap + 1, row1)) == OTHER_ID
-    assert image.getpixel((first_match_x + 1, row2)) == UNKNOWN_ID  # query id unknown
+
+    def border(row: int, col: int) -> tuple[int, int, int]:
+        x, y = tile_origin(row, col, (40, 20))
+        return image.getpixel((x + 1, y + 1))
+
+    assert border(0, -1) == QUERY
+    assert (border(0, 0), border(0, 1), border(0, 2)) == (OTHER_ID, SAME_ID, UNKNOWN_ID)  # partial ids
+    x, y = tile_origin(0, 1, (40, 20))
+    assert image.getpixel((x - 2, y - 2)) == FIRST_CORRECT  # rank 2 is the first correct match
+    x, y = tile_origin(0, 0, (40, 20))
+    assert image.getpixel((x - 2, y - 2)) == (255, 255, 255)  # a wrong match has no frame
+    assert border(1, 0) == UNKNOWN_ID  # query id unknown
     # The unreadable crop is a grey placeholder, not a failure.
-    assert image.getpixel((first_match_x + tile_w + gap + 10, row2 + 10)) == (200, 200, 200)
+    x, y = tile_origin(1, 1, (40, 20))
+    assert image.getpixel((x + 10, y + 10)) == (200, 200, 200)
+
+
+def test_row_titles_and_labels_name_the_query_and_matches(tmp_path: Path) -> None:
+    """A title per row (file, id, camera, first correct rank) and, per match, rank, distance, id."""
+    query = _crop(tmp_path / "q.png", (0, 0, 0))
+    plain = draw_ranklist([query], [[query]], size=(40, 20))
+    titled = draw_ranklist([query], [[query]], query_pids=[3], query_camids=[2], match_pids=[[3]],
+                           distances=[[0.25]], size=(40, 20))  # fmt: skip
+    assert plain.size == titled.size and plain.tobytes() != titled.tobytes()
 
 
 def test_bad_arguments(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,22 @@ from PIL import Image, ImageDraw, ImageFont
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_write_with
 
-_SIZE = (640, 420)
-_MARGIN = {"left": 64, "right": 24, "top": 40, "bottom": 52}
+_SIZE = (720, 460)
+_MARGIN = {"left": 56, "right": 24, "top": 48, "bottom": 52}
 _CURVE = (31, 119, 180)
+_PALETTE = (_CURVE, (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
 _GRID = (225, 225, 225)
 _AXIS = (40, 40, 40)
 _MARKED_RANKS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class CmcCurve:
+    """One model's curve: its legend name, matching rate per rank, and mAP (shown beside it)."""
+
+    label: str
+    cmc: np.ndarray
+    mAP: float | None = None  # noqa: N815 - the metric's name
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -32,31 +43,44 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def save_cmc_plot(
-    cmc: Sequence[float] | np.ndarray, path: str | os.PathLike, label: str = "", *, title: str = "CMC curve"
+    cmc: Sequence[float] | np.ndarray,
+    path: str | os.PathLike,
+    label: str = "",
+    *,
+    title: str = "CMC curve",
+    mAP: float | None = None,  # noqa: N803
 ) -> Path:
     """Write the CMC curve ``cmc`` (matching rate at rank 1..len) as a PNG at ``path`` (atomically)."""
+    return save_cmc_plots([CmcCurve(label, np.asarray(cmc, dtype=np.float64), mAP)], path, title=title)
+
+
+def save_cmc_plots(curves: Sequence[CmcCurve], path: str | os.PathLike, *, title: str = "CMC curve") -> Path:
+    """Several models' curves on one plot (``evaluate --weights A --weights B``), as a PNG."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ReidError(f"--cmc-plot {path}: the CMC plot is a PNG; give a file name ending in .png")
-    values = np.asarray(cmc, dtype=np.float64).ravel()
-    if values.size == 0 or not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
-        raise ReidError("CMC curve: expected matching rates between 0 and 1, one per rank")
-    image = draw_cmc(values, label, title)
+    image = draw_cmc(curves, title)
     atomic_write_with(path, lambda handle: image.save(handle, format="PNG"))
     return path
 
 
-def draw_cmc(values: np.ndarray, label: str = "", title: str = "CMC curve") -> Image.Image:
-    """The picture itself: axes with ticks and grid, the curve, rank-1/5/10 marked, a legend."""
+def draw_cmc(curves: Sequence[CmcCurve], title: str = "CMC curve") -> Image.Image:
+    """The picture itself: axes with ticks and grid, the curves with rank-1/5/10 marked, and a
+    legend inside the frame giving each curve's rank-1 (and mAP) so no label crosses a curve."""
+    curves = [_checked(curve) for curve in curves]
+    if not curves:
+        raise ReidError("CMC curve: nothing to draw")
     width, height = _SIZE
     left, right = _MARGIN["left"], width - _MARGIN["right"]
     top, bottom = _MARGIN["top"], height - _MARGIN["bottom"]
     image = Image.new("RGB", _SIZE, "white")
     draw = ImageDraw.Draw(image)
-    small, normal = _font(11), _font(13)
-    max_rank = len(values)
-    # zoom on the interesting band (0.1 steps), with room below the lowest point for its label
-    y_low = max(0.0, min(np.floor(values.min() * 10) / 10 - 0.1, 0.9))
+    small, normal = _font(12), _font(14)
+    max_rank = max(len(curve.cmc) for curve in curves)
+    lowest = min(float(curve.cmc.min()) for curve in curves)
+    # zoom on the interesting band (0.1 steps), with room below the lowest curve for the legend
+    y_low = max(0.0, min(np.floor(lowest * 10) / 10 - 0.1 * (1 + len(curves) / 2), 0.9))
+    y_low = float(np.floor(y_low * 10) / 10)
 
     def x_of(rank: float) -> float:
         return left + (rank - 1) / max(max_rank - 1, 1) * (right - left)
@@ -67,28 +91,52 @@ def draw_cmc(values: np.ndarray, label: str = "", title: str = "CMC curve") -> I
     for tick in np.round(np.arange(y_low, 1.0001, 0.1), 1):  # horizontal grid + y labels
         y = y_of(tick)
         draw.line([(left, y), (right, y)], fill=_GRID)
-        draw.text((left - 8, y), f"{tick:.1f}", fill=_AXIS, font=small, anchor="rm")
+        draw.text((left - 8, y), f"{tick:.0%}", fill=_AXIS, font=small, anchor="rm")
     for rank in _rank_ticks(max_rank):  # vertical grid + x labels
         x = x_of(rank)
         draw.line([(x, top), (x, bottom)], fill=_GRID)
         draw.text((x, bottom + 6), str(rank), fill=_AXIS, font=small, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline=_AXIS)
     draw.text(((left + right) / 2, height - 8), "rank", fill=_AXIS, font=normal, anchor="mb")
-    draw.text((8, (top + bottom) / 2), "match\nrate", fill=_AXIS, font=normal, anchor="lm")
+    draw.text((8, top - 8), "match rate", fill=_AXIS, font=small, anchor="lb")  # above the y labels
     draw.text(((left + right) / 2, 12), title, fill=_AXIS, font=normal, anchor="mt")
 
-    points = [(x_of(rank), y_of(rate)) for rank, rate in enumerate(values, start=1)]
-    if len(points) > 1:
-        draw.line(points, fill=_CURVE, width=2, joint="curve")
-    for rank in _MARKED_RANKS:
-        if rank <= max_rank:
-            x, y = points[rank - 1]
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=_CURVE)
-            draw.text((x + 5, y + 4), f"R{rank} {values[rank - 1]:.1%}", fill=_CURVE, font=small, anchor="lt")
-    if label:
-        draw.line([(right - 150, bottom - 18), (right - 130, bottom - 18)], fill=_CURVE, width=2)
-        draw.text((right - 125, bottom - 18), label[:28], fill=_AXIS, font=small, anchor="lm")
+    entries = []
+    for number, curve in enumerate(curves):
+        colour = _PALETTE[number % len(_PALETTE)]
+        points = [(x_of(rank), y_of(rate)) for rank, rate in enumerate(curve.cmc, start=1)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2, joint="curve")
+        for rank in _MARKED_RANKS:
+            if rank <= len(points):
+                x, y = points[rank - 1]
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        marks = ", ".join(f"rank-{r} {curve.cmc[r - 1]:.1%}" for r in _MARKED_RANKS if r <= len(curve.cmc))
+        text = (f"{curve.label}: " if curve.label else "") + marks
+        entries.append((colour, text + (f", mAP {curve.mAP:.1%}" if curve.mAP is not None else "")))
+    _legend(draw, entries, (right - 8, bottom - 8), small)
     return image
+
+
+def _legend(draw: ImageDraw.ImageDraw, entries, corner: tuple[float, float], font) -> None:
+    """Entries stacked in a white box whose bottom-right corner is ``corner`` (inside the frame)."""
+    line, swatch = 18, 22
+    widths = [draw.textlength(text, font=font) for _, text in entries]
+    box_w, box_h = swatch + 8 + max(widths) + 12, line * len(entries) + 8
+    x1, y1 = corner
+    x0, y0 = x1 - box_w, y1 - box_h
+    draw.rectangle([x0, y0, x1, y1], fill="white", outline=_GRID)
+    for row, (colour, text) in enumerate(entries):
+        y = y0 + 4 + line * row + line / 2
+        draw.line([(x0 + 6, y), (x0 + 6 + swatch, y)], fill=colour, width=3)
+        draw.text((x0 + 14 + swatch, y), text, fill=_AXIS, font=font, anchor="lm")
+
+
+def _checked(curve: CmcCurve) -> CmcCurve:
+    values = np.asarray(curve.cmc, dtype=np.float64).ravel()
+    if values.size == 0 or not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+        raise ReidError("CMC curve: expected matching rates between 0 and 1, one per rank")
+    return CmcCurve(curve.label, values, curve.mAP)
 
 
 def _rank_ticks(max_rank: int) -> list[int]:
