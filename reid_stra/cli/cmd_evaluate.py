@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
 
@@ -31,11 +32,17 @@ def evaluate(
     data_opt: list[str] = typer.Option(
         [], "--data-opt", help="Dataset reader option KEY=VALUE (repeatable)."
     ),
-    model: str | None = typer.Option(
-        None, "--model", help="Model name; default: the one named in --weights, or the shipped model."
+    model: list[str] = typer.Option(
+        [],
+        "--model",
+        show_default="the one named in --weights, or the shipped model",
+        help="Model name; repeat it (or --weights) to compare several models in one table and plot.",
     ),
-    weights: Path | None = typer.Option(
-        None, "--weights", help="Checkpoint to evaluate; default: the shipped weights of --model."
+    weights: list[Path] = typer.Option(
+        [],
+        "--weights",
+        show_default="the shipped weights of --model",
+        help="Checkpoint to evaluate; repeatable: --weights A --weights B compares them.",
     ),
     query_features: Path | None = typer.Option(
         None,
@@ -72,7 +79,20 @@ def evaluate(
     ),
     max_rank: int = typer.Option(50, "--max-rank", help="Length of the CMC curve."),
     cmc_plot: Path | None = typer.Option(
-        None, "--cmc-plot", show_default="none", help="Also save the CMC curve as this PNG."
+        None, "--cmc-plot", show_default="none", help="Also save the CMC curve(s) as this PNG."
+    ),
+    save_features: Path | None = typer.Option(
+        None,
+        "--save-features",
+        show_default="none",
+        help="Folder to keep the extracted features in (query.npy, gallery.npy + sidecars; a subfolder "
+        "per model when comparing), for --query-features/--gallery-features reuse.",
+    ),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        show_default="none",
+        help="Write a self-contained HTML page: metrics, CMC, per-query AP, worst queries, settings.",
     ),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
     workers: int = typer.Option(2, "--workers", help="Image decoding worker processes (0: in this process)."),
@@ -97,42 +117,184 @@ def evaluate(
         "mode": mode,
     }
     _check_options(options)
+    for option, target, suffixes in (
+        ("--cmc-plot", cmc_plot, (".png",)),
+        ("--report", report, (".html", ".htm")),
+    ):
+        if target is not None and target.suffix.lower() not in suffixes:
+            raise ReidError(f"{option} {target}: give a file name ending in {' or '.join(suffixes)}")
     resolved = resolve_device(device)
     if query_features is not None or gallery_features is not None:
-        if model is not None or weights is not None or flip:
-            used = "--model" if model is not None else "--weights" if weights is not None else "--flip"
+        if model or weights or flip or save_features is not None:
+            used = "--model" if model else "--weights" if weights else "--flip" if flip else "--save-features"
             raise ReidError(
                 f"{used} applies to extracting features; with --query-features/--gallery-features "
                 "the features already exist: drop it, or drop the feature files to extract anew"
             )
-        result, source = _evaluate_files(
-            query_features, gallery_features, data, root, data_opt, options, resolved
-        )
+        runs = [_evaluate_files(query_features, gallery_features, data, root, data_opt, options, resolved)]
     else:
+        pairs = _model_weight_pairs(model, weights)
+        if batch_size < 1:
+            raise ReidError(f"--batch-size {batch_size}: must be at least 1")
+        dataset = _load_split(data, root, data_opt)
         arithmetic = chosen_precision(precision, device)
-        result, source = _evaluate_model(
-            data,
-            root,
-            data_opt,
-            model,
-            weights,
-            flip,
-            batch_size,
-            workers,
-            resolved,
-            options,
-            arithmetic.name,
-        )
-    summary = _summary(result, source)
+        keep = save_features is not None or report is not None
+        runs = [
+            _evaluate_model(
+                dataset, name, path, flip, batch_size, workers, resolved, options, arithmetic.name, keep
+            )
+            for name, path in pairs
+        ]
+    labels = _labels(runs)
+    if save_features is not None:
+        _save_features(runs, labels, save_features)
+    summaries = [_summary(run.result, run.source) for run in runs]
+    title = _split_title(runs[0].source)
     if cmc_plot is not None:
-        from reid_stra.viz.cmc import save_cmc_plot
+        from reid_stra.viz.cmc import CmcCurve, save_cmc_plots
 
-        label = f"{source.get('model') or 'features'} ({mode})"
-        summary["cmc_plot"] = str(save_cmc_plot(result["cmc"], cmc_plot, label))
+        curves = [
+            CmcCurve(label, run.result["cmc"], run.result["mAP"])
+            for label, run in zip(labels, runs, strict=True)
+        ]
+        written = str(save_cmc_plots(curves, cmc_plot, title=f"CMC: {title}"))
+        for summary in summaries:
+            summary["cmc_plot"] = written
+    if report is not None:
+        written = str(_write_report(report, runs, labels, title, summaries[0]["settings"]))
+        for summary in summaries:
+            summary["report"] = written
     if as_json:
-        emit_json(summary)
+        emit_json(
+            summaries[0]
+            if len(runs) == 1
+            else {
+                "runs": [dict(summary, label=label) for summary, label in zip(summaries, labels, strict=True)]
+            }
+        )
         return
-    _print_summary(summary)
+    if len(runs) == 1:
+        _print_summary(summaries[0])
+    else:
+        _print_comparison(summaries, labels)
+
+
+@dataclass
+class _Run:
+    """One evaluated model (or pair of feature files), with what a report or --save-features needs."""
+
+    result: dict[str, Any]
+    source: dict[str, Any]
+    query: list[Any]  # Sample(path, pid, camid) per query row
+    gallery: list[Any]
+    model_info: dict[str, Any] | None = None
+
+
+def _model_weight_pairs(models: list[str], weights: list[Path]) -> list[tuple[str | None, Path | None]]:
+    """--model/--weights to (model, weights) runs: paired in order, or one of them repeated."""
+    if not models and not weights:
+        return [(None, None)]
+    if not weights:
+        return [(name, None) for name in models]
+    if not models:
+        return [(None, path) for path in weights]
+    if len(models) == 1:
+        return [(models[0], path) for path in weights]
+    if len(models) == len(weights):
+        return list(zip(models, weights, strict=True))
+    raise ReidError(
+        f"--model given {len(models)} times and --weights {len(weights)} times; give one --model for all "
+        "--weights, or one --model per --weights (in the same order)"
+    )
+
+
+def _labels(runs: list[_Run]) -> list[str]:
+    """Names for tables and legends: the model, plus the weights file where models repeat."""
+    names = [str(run.source.get("model") or "features") for run in runs]
+    if len(set(names)) == len(names):
+        return names
+    return [
+        f"{name} ({Path(run.source['weights']).name})" if run.source.get("weights") else f"{name} #{number}"
+        for number, (name, run) in enumerate(zip(names, runs, strict=True), start=1)
+    ]
+
+
+def _split_title(source: dict[str, Any]) -> str:
+    if source.get("data"):
+        return f"{source['data']} query/gallery ({Path(source['root']).name})"
+    return f"{Path(source['query_features']).name} vs {Path(source['gallery_features']).name}"
+
+
+def _save_features(runs: list[_Run], labels: list[str], folder: Path) -> None:
+    from reid_stra.retrieval.evaluation import save_split_features
+
+    for label, run in zip(labels, runs, strict=True):
+        target = folder if len(runs) == 1 else folder / _safe_name(label)
+        written = save_split_features(
+            target, run.result["features"], run.query, run.gallery, run.model_info or {},
+            input_size=run.result["input_size"], flip=run.source["flip"], precision=run.source["precision"],
+        )  # fmt: skip
+        info(f"features of {label} saved: {written['query']}, {written['gallery']}")
+
+
+def _safe_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in label).strip("_") or "model"
+
+
+def _write_report(
+    path: Path, runs: list[_Run], labels: list[str], title: str, settings: dict[str, Any]
+) -> Path:
+    import numpy as np
+
+    from reid_stra.metrics.ranked_lists import ranked_lists
+    from reid_stra.viz.report import ReportRun, write_report
+
+    report_runs = []
+    for label, run in zip(labels, runs, strict=True):
+        ap = np.asarray(run.result["ap"], dtype=np.float64)
+        valid = np.flatnonzero(np.isfinite(ap))
+        worst = valid[np.argsort(ap[valid], kind="stable")][:_WORST_QUERIES]
+        features = run.result.get("features")
+        lists = ranked_lists(
+            features["query"], features["gallery"],
+            [s.pid for s in run.query], [s.camid for s in run.query],
+            [s.pid for s in run.gallery], [s.camid for s in run.gallery],
+            worst.tolist(), k=10, metric=settings["metric"], normalize=settings["normalize"],
+        )  # fmt: skip
+        report_runs.append(
+            ReportRun(
+                label=label,
+                summary=run.result,
+                cmc=np.asarray(run.result["cmc"]),
+                ap=ap,
+                worst=lists,
+                query_paths=[s.path for s in run.query],
+                gallery_paths=[s.path for s in run.gallery],
+                query_pids=[s.pid for s in run.query],
+                query_camids=[s.camid for s in run.query],
+                gallery_pids=[s.pid for s in run.gallery],
+                settings=run.source,
+            )  # fmt: skip
+        )
+    written = write_report(path, report_runs, title=title, settings=settings)
+    info(f"report written to {written}")
+    return written
+
+
+def _print_comparison(summaries: list[dict[str, Any]], labels: list[str]) -> None:
+    rows = [
+        (label, s["mAP"], s["rank1"], s["rank5"], s["rank10"], s["mINP"], s["num_valid"])
+        for label, s in zip(labels, summaries, strict=True)
+    ]
+    mode = _MODE_TITLES[summaries[0]["mode"]]
+    print_table(
+        f"evaluation, {mode}", ["model", "mAP", "rank-1", "rank-5", "rank-10", "mINP", "queries"], rows
+    )
+    if "cmc_plot" in summaries[0]:
+        info(f"CMC curves written to {summaries[0]['cmc_plot']}")
+
+
+_WORST_QUERIES = 8
 
 
 def _check_options(options: dict[str, Any]) -> None:
@@ -171,14 +333,11 @@ def _load_split(data: str | None, root: Path | None, data_opt: list[str]):
 
 
 def _evaluate_model(
-    data, root, data_opt, model, weights, flip, batch_size, workers, device, options, precision
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    dataset, model, weights, flip, batch_size, workers, device, options, precision, keep_features
+) -> _Run:
     from reid_stra.models.build import load_model
     from reid_stra.retrieval.evaluation import evaluate_model
 
-    if batch_size < 1:
-        raise ReidError(f"--batch-size {batch_size}: must be at least 1")
-    dataset = _load_split(data, root, data_opt)
     net, model_info = load_model(model, weights, device=str(device))
     info(
         f"evaluating {model_info['model']} ({model_info['weights']}) on {dataset.name}: "
@@ -188,7 +347,7 @@ def _evaluate_model(
         precision = "fp32"  # the exported graph runs as exported
     result = evaluate_model(
         net, dataset.query, dataset.gallery, device=device, batch_size=batch_size, workers=workers, flip=flip,
-        precision=precision, **options,
+        precision=precision, keep_features=keep_features, **options,
     )  # fmt: skip
     source = {
         "data": dataset.name,
@@ -196,10 +355,11 @@ def _evaluate_model(
         "model": model_info["model"],
         "weights": model_info["weights"],
         "weights_sha256": model_info["weights_sha256"],
+        "input_size": list(result["input_size"]),
         "flip": flip,
         "precision": precision,
     }
-    return result, source
+    return _Run(result, source, list(dataset.query), list(dataset.gallery), model_info)
 
 
 def _evaluate_files(
@@ -217,8 +377,12 @@ def _evaluate_files(
     gf, g_meta = load_features(gallery_file)
     check_compatible(q_meta, g_meta, str(query_file), str(gallery_file))
     lookup = _ids_by_path(data, root, data_opt) if data is not None or root is not None else None
-    qf, q_pids, q_camids = _rows_with_ids(qf, *_ids_of(q_meta, query_file, lookup), query_file)
-    gf, g_pids, g_camids = _rows_with_ids(gf, *_ids_of(g_meta, gallery_file, lookup), gallery_file)
+    qf, q_paths, q_pids, q_camids = _rows_with_ids(
+        qf, q_meta.paths, *_ids_of(q_meta, query_file, lookup), query_file
+    )
+    gf, g_paths, g_pids, g_camids = _rows_with_ids(
+        gf, g_meta.paths, *_ids_of(g_meta, gallery_file, lookup), gallery_file
+    )
     info(f"evaluating features {query_file} ({len(qf)} query) against {gallery_file} ({len(gf)} gallery)")
     result = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, device=device, **options)
     source = {
@@ -228,7 +392,10 @@ def _evaluate_files(
         "weights": q_meta.weights,
         "flip": bool(q_meta.flip),
     }
-    return result, source
+    result["features"] = {"query": qf, "gallery": gf}  # for --report's ranked lists
+    query = [_Sample(path, pid, camid) for path, pid, camid in zip(q_paths, q_pids, q_camids, strict=True)]
+    gallery = [_Sample(path, pid, camid) for path, pid, camid in zip(g_paths, g_pids, g_camids, strict=True)]
+    return _Run(result, source, query, gallery)
 
 
 def _ids_by_path(data, root, data_opt) -> dict[str, tuple[int, int]]:
@@ -259,16 +426,21 @@ def _ids_of(meta, path: Path, lookup: dict[str, tuple[int, int]] | None) -> tupl
     return pids, camids
 
 
-def _rows_with_ids(features, pids: list, camids: list, path: Path):
+def _rows_with_ids(features, paths: list, pids: list, camids: list, path: Path):
     """Drop the rows without ids (saying how many): evaluation needs an id for every row it scores."""
-    keep = [
-        row for row, (p, c) in enumerate(zip(pids, camids, strict=True)) if p is not None and c is not None
-    ]
+    pairs = zip(pids, camids, strict=True)
+    keep = [row for row, (p, c) in enumerate(pairs) if p is not None and c is not None]
     if len(keep) == len(pids):
-        return features, pids, camids
+        return features, list(paths), pids, camids
     dropped = len(pids) - len(keep)
     info(f"{path}: {dropped} of {len(pids)} rows have no person/camera id; evaluating the other {len(keep)}")
-    return features[keep], [pids[row] for row in keep], [camids[row] for row in keep]
+    return features[keep], [paths[r] for r in keep], [pids[r] for r in keep], [camids[r] for r in keep]
+
+
+class _Sample(NamedTuple):
+    path: str
+    pid: int
+    camid: int
 
 
 def _summary(result: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:

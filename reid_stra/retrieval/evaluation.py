@@ -5,9 +5,12 @@ It sits above extraction and :mod:`reid_stra.metrics` (a leaf that knows no mode
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,12 +43,15 @@ def evaluate_model(
     mode: str = "standard",
     progress: bool = True,
     precision: str = "fp32",
+    keep_features: bool = False,
 ) -> dict[str, Any]:
     """Extract query and gallery features with ``model`` and evaluate them.
 
     ``query``/``gallery`` are lists of ``Sample(path, pid, camid)``. Preprocessing (input size,
     mean, std) comes from ``model.default_cfg`` unless ``input_size`` overrides it; ``flip``
     averages each image's features with its mirror's. The model's train/eval mode is restored.
+    ``keep_features`` adds ``features: {"query": qf, "gallery": gf}`` (to save them, or to draw a
+    report's ranked lists without extracting again).
     """
     check_metric(metric)
     if not query or not gallery:
@@ -94,4 +100,44 @@ def evaluate_model(
         num_query_images=len(qf),
         num_gallery_images=len(gf),
     )
+    if keep_features:
+        result["features"] = {"query": qf, "gallery": gf}
     return result
+
+
+def save_split_features(
+    out_dir: str | os.PathLike,
+    features: dict[str, np.ndarray],
+    query: Sequence[Any],
+    gallery: Sequence[Any],
+    model_info: dict[str, Any],
+    *,
+    input_size: Sequence[int],
+    flip: bool = False,
+    precision: str = "fp32",
+) -> dict[str, str]:
+    """Write ``evaluate_model(..., keep_features=True)``'s features as ``query.npy`` and
+    ``gallery.npy`` (with sidecars holding paths and ids) into ``out_dir``, so that re-ranking or
+    query-expansion experiments reuse them: ``evaluate --query-features DIR/query.npy ...``."""
+    from reid_stra.retrieval.features import FeatureMeta, save_features
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ReidError(f"--save-features {out}: exists and is not a folder; give a folder to write into")
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, samples in (("query", query), ("gallery", gallery)):
+        meta = FeatureMeta.from_model_info(
+            model_info,
+            [s.path for s in samples],
+            pids=[s.pid for s in samples],
+            camids=[s.camid for s in samples],
+            input_size=input_size,
+            normalized=False,  # as extracted; evaluate --normalize applies on reading
+            flip=flip,
+            precision=precision,
+        )
+        path = out / f"{name}.npy"
+        save_features(path, np.ascontiguousarray(features[name], dtype=np.float32), meta)
+        written[name] = str(path)
+    return written
