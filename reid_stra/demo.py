@@ -157,7 +157,7 @@ def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, work
 def _draw_modes(dataset: Any, weights: str, out: Path, device: str) -> Path:
     from reid_stra.data.images import read_image
     from reid_stra.models import load_model
-    from reid_stra.viz.modes import compute_mode_maps, draw_mode_maps
+    from reid_stra.viz.modes import compute_mode_maps, save_mode_figures
 
     net, info = load_model(None, weights, device=device)
     samples = dataset.query[:: max(1, len(dataset.query) // 3)][:3]
@@ -172,9 +172,9 @@ def _draw_modes(dataset: Any, weights: str, out: Path, device: str) -> Path:
     )
     last_block = list(maps)[-1]
     modes_png = out / "mode_maps.png"
-    draw_mode_maps(
-        crops, {last_block: maps[last_block]}, modes_png, titles=[Path(s.path).name for s in samples]
-    )
+    height, width = info["input_size"]
+    save_mode_figures(crops[:1], {last_block: maps[last_block][:1]}, modes_png,
+                      titles=[Path(samples[0].path).name], aspect=(height, width))  # fmt: skip
     return modes_png
 
 

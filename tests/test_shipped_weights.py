@@ -65,7 +65,12 @@ def test_explain_draws_the_shipped_model_modes(cli, synthetic_root, tmp_path) ->
     )  # no --model: the shipped StRA model, although the default model has no StRA
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert out.stat().st_size > 0 and report["out"] == str(out)
+    figures = [
+        tmp_path / f"modes_{n}_{p.stem}.png"
+        for n, p in enumerate(sorted((synthetic_root / "query").glob("*.jpg"))[:2], 1)
+    ]
+    assert report["figures"] == [str(f) for f in figures] and all(f.stat().st_size > 0 for f in figures)
+    assert all("peak_motion" in m and "border_mass" in m for m in report["modes"])
     blocks = {m["block"] for m in report["modes"]}
     assert blocks == {"features.14", "features.15", "features.16", "features.17"}
     assert all(0.0 <= m["row"] <= 1.0 and 0.0 <= m["spread"] <= 1.0 for m in report["modes"])

@@ -12,7 +12,12 @@ from reid_stra.cli.output import emit_json, info, print_table
 
 def explain(
     images: list[Path] = typer.Argument(..., help="Person crops (files or folders) to explain."),
-    out: Path = typer.Option(Path("modes.png"), "-o", "--out", help="PNG to write."),
+    out: Path = typer.Option(
+        Path("modes.png"),
+        "-o",
+        "--out",
+        help="PNG to write: one figure per crop (OUT_1_NAME.png, OUT_2_NAME.png... for several crops).",
+    ),
     model: str | None = typer.Option(
         None, "--model", help="StRA model name (default: the checkpoint's, or the shipped StRA model)."
     ),
@@ -31,10 +36,12 @@ def explain(
     from reid_stra.models import load_model
     from reid_stra.models.shipped import default_stra_model_name
     from reid_stra.retrieval.inputs import expand_inputs
-    from reid_stra.viz.modes import compute_mode_maps, draw_mode_maps, summarize_modes
+    from reid_stra.viz.modes import CAPTION, compute_mode_maps, save_mode_figures, summarize_modes
 
     if model is None and weights is None:
         model = default_stra_model_name()  # the default model may have no StRA to explain
+    if out.suffix.lower() != ".png":
+        raise ReidError(f"-o {out}: the mode figures are PNG files; give a name ending in .png")
     paths = expand_inputs([str(p) for p in images])[:max_images]
     net, meta = load_model(model, None if weights is None else str(weights), device=device)
     crops = [read_image(path) for path in paths]
@@ -53,12 +60,16 @@ def explain(
                 f"--block {block}: not a StRA block of {meta['model']}; choose from {', '.join(maps)}"
             )
         maps = {block: maps[block]}
-    draw_mode_maps(crops, maps, out, titles=[Path(p).name for p in paths], size=tuple(meta["input_size"]))
+    height, width = meta["input_size"]
+    figures = save_mode_figures(
+        crops, maps, out, titles=[Path(p).name for p in paths], aspect=(height, width)
+    )
     summary = summarize_modes(maps)
     if as_json:
         emit_json(
             {
-                "out": str(out),
+                "figures": [str(f) for f in figures],
+                "caption": CAPTION,
                 "model": meta["model"],
                 "weights": meta["weights"],
                 "images": paths,
@@ -67,11 +78,15 @@ def explain(
         )
         return
     print_table(
-        f"StRA modes of {meta['model']} (row/col: centre of attention, 0 = top/left; spread: 1 = uniform)",
-        ["block", "mode", "row", "col", "spread"],
-        [(m["block"], m["mode"], m["row"], m["col"], m["spread"]) for m in summary],
-    )
-    info(f"wrote {out}")
+        f"StRA modes of {meta['model']} over {len(paths)} crops (row/col: centre of attention, 0 = top/left; "
+        "spread: 1 = uniform; peak motion: cells its peak moves, 0 = stuck; border: share of weight on "
+        f"border cells, {summary[0]['border_share']:.2f} if uniform)",
+        ["block", "mode", "row", "col", "spread", "peak motion", "border"],
+        [(m["block"], m["mode"] + 1, m["row"], m["col"], m["spread"], m["peak_motion"], m["border_mass"])
+         for m in summary],
+    )  # fmt: skip
+    info(CAPTION)
+    info("wrote " + ", ".join(str(f) for f in figures))
 
 
 def register(app: typer.Typer) -> None:
