@@ -19,14 +19,15 @@ def test_default_model_is_the_most_accurate_shipped_model() -> None:
     model, info = load_model(device="cpu")
     assert info["model"] == "mobilenetv2"
     assert info["weights"].endswith("mobilenetv2_market1501mini.pth")
-    assert tuple(info["input_size"]) == (128, 64)
+    assert tuple(info["input_size"]) == (256, 128)  # the 128x64 model fine-tuned at 256x128
     assert not model.training
     stra, stra_info = load_model("stra_mobilenetv2", device="cpu")  # shipped beside it
     assert stra_info["weights"].endswith("stra_mobilenetv2_market1501mini.pth")
 
 
 def test_shipped_model_ranks_same_person_above_different_person(synthetic_root) -> None:
-    """Same-id pairs from the synthetic data must be closer than different-id pairs."""
+    """Same-id pairs of the synthetic cartoon figures are closer than different-id pairs (a sanity
+    check that runs without ../shared; how well it finds real people is the next test)."""
     from reid_stra.retrieval.extract import extract_features
 
     model, info = load_model(device="cpu")
@@ -40,22 +41,45 @@ def test_shipped_model_ranks_same_person_above_different_person(synthetic_root) 
     same = pids[:, None] == pids[None]
     off_diagonal = ~np.eye(len(pids), dtype=bool)
     assert dist[same & off_diagonal].mean() < dist[~same].mean()
-    # Across cameras (each query image is another camera), the nearest other image is the same
-    # person above chance (2 of the 17 others) even on cartoon figures: the model transfers.
-    nearest = np.where(off_diagonal, dist, np.inf).argmin(1)
-    chance = (same.sum(1) - 1).mean() / (len(pids) - 1)
-    assert (pids[nearest] == pids).mean() >= 1.5 * chance
+
+
+def test_shipped_model_finds_real_people_across_cameras(shared_dir) -> None:
+    """On real crops (a slice of the shared split: 40 queries, their people's gallery images and
+    200 others), the nearest gallery image from another camera is mostly the same person."""
+    from reid_stra.metrics.evaluation import evaluate_features
+    from reid_stra.retrieval.extract import extract_features
+
+    dataset = load_dataset("market1501", shared_dir / "data" / "Market-1501-mini")
+    query = dataset.query[::13][:40]
+    wanted = {s.pid for s in query}
+    gallery = [s for s in dataset.gallery if s.pid in wanted] + [
+        s for s in dataset.gallery if s.pid not in wanted
+    ][:200]
+    model, info = load_model(device="cpu")
+
+    def embed(samples):
+        options = {"input_size": info["input_size"], "mean": info["mean"], "std": info["std"]}
+        return extract_features(model, [s.path for s in samples], batch_size=32, workers=0, **options)
+
+    def ids(samples):
+        return [s.pid for s in samples], [s.camid for s in samples]
+
+    (q_pids, q_camids), (g_pids, g_camids) = ids(query), ids(gallery)
+    result = evaluate_features(
+        embed(query), embed(gallery), q_pids, g_pids, q_camids, g_camids, progress=False
+    )
+    assert result["rank1"] >= 0.8 and result["mAP"] >= 0.6, result["mAP"]
 
 
 @pytest.mark.slow
 def test_shipped_default_reproduces_its_card_on_the_real_split(shared_dir) -> None:
-    """weights/README.md: mAP 0.819 / rank-1 0.933 on Market-1501-mini's query/gallery."""
+    """weights/README.md: mAP 0.843 / rank-1 0.937 on Market-1501-mini's query/gallery."""
     from reid_stra.retrieval.evaluation import evaluate_model
 
     dataset = load_dataset("market1501", shared_dir / "data" / "Market-1501-mini")
     model, _ = load_model(device="cpu")
     result = evaluate_model(model, dataset.query, dataset.gallery, workers=0, progress=False)
-    assert abs(result["mAP"] - 0.819) < 0.002 and abs(result["cmc"][0] - 0.933) < 0.002, result["mAP"]
+    assert abs(result["mAP"] - 0.843) < 0.002 and abs(result["cmc"][0] - 0.937) < 0.002, result["mAP"]
 
 
 def test_explain_draws_the_shipped_model_modes(cli, synthetic_root, tmp_path) -> None:
