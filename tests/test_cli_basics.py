@@ -80,6 +80,12 @@ def test_help_shows_flags_as_flags_and_every_default(cli) -> None:
     for path, command in _commands():
         help_text = cli(*path, "--help").stdout
         assert "Usage:" in help_text and "<bool>" not in help_text, path
+        usage = next(line for line in help_text.splitlines() if "Usage:" in line).split()
+        arguments = [word.strip("[]{}.") for word in usage[3 + len(path) - 1 :] if word != "[OPTIONS]"]
+        assert all(a.isupper() or a == "COMMAND" or a == "ARGS" for a in arguments), (
+            usage
+        )  # QUERY, not query...
+        assert not any("...]..." in word or "...}..." in word for word in usage), usage
         for param in command.params:
             if param.param_type_name != "option" or param.is_flag or param.required:
                 continue

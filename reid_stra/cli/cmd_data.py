@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def demo_data(
-    out_dir: Path = typer.Argument(..., help="Folder to write the dataset into (created if missing)."),
+    out_dir: Path = typer.Argument(
+        ..., metavar="OUT_DIR", help="Folder to write the dataset into (created if missing)."
+    ),
     train_ids: int = typer.Option(40, "--train-ids", help="Identities in bounding_box_train/."),
     test_ids: int = typer.Option(20, "--test-ids", help="Identities in query/ and bounding_box_test/."),
     cameras: int = typer.Option(4, "--cameras", help="Number of cameras (2-9)."),

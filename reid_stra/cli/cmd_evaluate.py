@@ -157,7 +157,8 @@ def evaluate(
             CmcCurve(label, run.result["cmc"], run.result["mAP"])
             for label, run in zip(labels, runs, strict=True)
         ]
-        written = str(save_cmc_plots(curves, cmc_plot, title=f"CMC: {title}"))
+        mAP = f", mAP {runs[0].result['mAP']:.1%}" if len(runs) == 1 else ""  # noqa: N806
+        written = str(save_cmc_plots(curves, cmc_plot, title=f"CMC: {title}{mAP}"))
         for summary in summaries:
             summary["cmc_plot"] = written
     if report is not None:

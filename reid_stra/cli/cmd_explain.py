@@ -11,7 +11,9 @@ from reid_stra.cli.output import emit_json, info, print_table
 
 
 def explain(
-    images: list[Path] = typer.Argument(..., help="Person crops (files or folders) to explain."),
+    images: list[Path] = typer.Argument(
+        ..., metavar="IMAGE", help="Person crops (files or folders) to explain."
+    ),
     out: Path = typer.Option(
         Path("modes.png"),
         "-o",

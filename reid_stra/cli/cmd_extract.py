@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 def extract(
     inputs: list[str] = typer.Argument(
         ...,
-        metavar="INPUT...",
+        metavar="INPUT",
         help="Images, folders (searched recursively), globs ('crops/**/*.jpg') or text files listing "
         "one path per line (relative to the list file).",
     ),

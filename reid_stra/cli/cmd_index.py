@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
 
 @index_app.command("build")
 def build(
-    features: Path = typer.Argument(..., help="Gallery feature file from `reid-stra extract` (.npy)."),
+    features: Path = typer.Argument(
+        ..., metavar="FEATURES", help="Gallery feature file from `reid-stra extract` (.npy)."
+    ),
     kind: str = typer.Option(
         "flat",
         "--kind",
@@ -92,7 +94,7 @@ def build(
 
 @index_app.command("info")
 def show_info(
-    features: Path = typer.Argument(..., help="Gallery feature file (.npy)."),
+    features: Path = typer.Argument(..., metavar="FEATURES", help="Gallery feature file (.npy)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Describe a feature file and the index saved beside it (and whether it is current)."""

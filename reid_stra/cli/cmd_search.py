@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
 def search(
     queries: list[str] | None = typer.Argument(
-        None, metavar="QUERY...", help="Query images, folders, globs or text files of paths."
+        None, metavar="QUERY", help="Query images, folders, globs or text files of paths."
     ),
     gallery: Path = typer.Option(
         ..., "--gallery", help="Gallery feature file from `reid-stra extract` (.npy)."
