@@ -315,6 +315,7 @@ def test_bad_search_options_fail_before_any_query_is_embedded(cli, tmp_path: Pat
         (("--index", "ivfpq"), "error: --index ivfpq: needs at least"),
         (("--index", "ivfqp"), "error: unknown --index kind 'ivfqp' (did you mean 'ivfpq'?)"),
         (("--index", "hnsw", "--nprobe", "4"), "error: --nprobe: does not apply to --index hnsw"),
+        (("--show", str(tmp_path / "ranks.jpg")), "error: --show"),
     ]:
         result = cli("search", broken, "--gallery", gallery, "--workers", "0", *args)
         assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith(expected), result.stderr

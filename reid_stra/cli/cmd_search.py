@@ -102,6 +102,8 @@ def search(
     if as_json and csv_out == "-":
         raise ReidError("--json and --csv - both write to stdout; choose one (or --csv FILE)")
     ids = id_source(ids_file, id_pattern)
+    if show is not None and show.suffix.lower() != ".png":
+        raise ReidError(f"--show {show}: the picture is written as PNG; use a name ending in .png")
     from reid_stra.retrieval.features import features_path
 
     gallery = features_path(gallery, "--gallery")
@@ -147,8 +149,6 @@ def search(
         notify=info,
     )
     results = outcome.results
-    if show is not None:
-        _draw(results, show)
     if csv_out is not None:
         _write_csv(results, csv_out)
     if as_json:
@@ -167,6 +167,8 @@ def search(
             rows = [(m.rank, m.distance, m.path, m.pid, m.camid) for m in result.matches]
             print_table(title, ["rank", "distance", "path", "id", "camera"], rows)
         info(f"answered by {_index_text(outcome.index)}; distance = {outcome.index['distance']}")
+    if show is not None:  # after the table, so "wrote ..." is the last line
+        _draw(results, show)
 
 
 def _index_text(index: dict) -> str:
