@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from reid_stra.cli.options import Device, PrecisionChoice
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -116,18 +117,13 @@ def train(
         "--eval-every",
         help="Validate on query/gallery every N epochs and after the last; 0 never (default: 10).",
     ),
-    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default: auto)."),
+    device: Device = None,
     workers: int | None = typer.Option(None, "--workers", help="Data-loading processes (default: 4)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed; same seed, same run (default: 1)."),
     amp: bool | None = typer.Option(
         None, "--amp/--no-amp", help="--no-amp: no mixed precision under --precision auto (default: on)."
     ),
-    precision: str | None = typer.Option(
-        None,
-        "--precision",
-        show_default="auto",
-        help="auto (bf16 on a CPU with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16; says why.",
-    ),
+    precision: PrecisionChoice = None,
     set_values: list[str] = typer.Option(
         [], "--set", help="Any config key as KEY=VALUE (repeatable), e.g. --set triplet_soft=true."
     ),

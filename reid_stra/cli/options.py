@@ -7,15 +7,19 @@ from typing import Annotated
 
 import typer
 
-Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+# `str | None`: commands pass "auto"; `train` passes None (the config file's value, else auto).
+Device = Annotated[
+    str | None, typer.Option("--device", show_default="auto", help="auto, cpu, cuda or cuda:N.")
+]
 PrecisionChoice = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--precision",
-        help="auto (fp16 on CUDA, else fp32), fp32, bf16 (CPU with AMX/AVX512-BF16, or GPU) or fp16 (CUDA).",
+        show_default="auto",
+        help="auto, fp32, bf16 or fp16; says which it chose and why. auto: fp16 on CUDA; on a CPU fp32, "
+        "except training in bf16 where AMX units make it ~2x faster; bf16 needs AMX/AVX512-BF16 or a GPU.",
     ),
 ]
-
 IdsFile = Annotated[
     Path | None,
     typer.Option(
