@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from reid_stra.data.images import is_image_file, read_image
 from reid_stra.errors import ReidError, unknown_name_error
+from reid_stra.utils.registry import Registry
 
 SPLITS = ("train", "query", "gallery")
 MARKET_PATTERN = r"^(?P<pid>-?\d+)_c(?P<camid>\d+)"
@@ -111,19 +112,19 @@ class DatasetInfo:
     reader: Callable[..., ReidDataset]
 
 
-_READERS: dict[str, DatasetInfo] = {}
+_READERS: Registry[DatasetInfo] = Registry("dataset")
 
 
 def _register(name: str, title: str, layout: str, options: dict[str, str] | None = None):
     def wrap(fn: Callable[..., ReidDataset]) -> Callable[..., ReidDataset]:
-        _READERS[name] = DatasetInfo(name, title, layout, options or {}, fn)
+        _READERS.add(name, DatasetInfo(name, title, layout, options or {}, fn))
         return fn
 
     return wrap
 
 
 def list_datasets() -> list[str]:
-    return sorted(_READERS)
+    return _READERS.names()
 
 
 _ALIASES = {"market": "market1501", "duke": "dukemtmcreid", "cuhk03np": "cuhk03", "msmt": "msmt17"}
@@ -134,8 +135,8 @@ def dataset_info(name: str) -> DatasetInfo:
     key = name.strip().lower().replace("-", "").replace("_", "")
     key = _ALIASES.get(key, key)
     if key not in _READERS:
-        raise unknown_name_error("dataset", name, _READERS)
-    return _READERS[key]
+        raise unknown_name_error("dataset", name, _READERS.names())
+    return _READERS.get(key)
 
 
 def load_dataset(

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from reid_stra.errors import unknown_name_error
+from reid_stra.utils.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -22,16 +22,14 @@ class ModelEntry:
     paper: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+_REGISTRY: Registry[ModelEntry] = Registry("model")
 
 
 def register_model(
     name: str, *, description: str = "", paper: dict[str, Any] | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, factory, description, dict(paper or {}))
+        _REGISTRY.add(name, ModelEntry(name, factory, description, dict(paper or {})))
         return factory
 
     return decorator
@@ -39,15 +37,13 @@ def register_model(
 
 def get_entry(name: str) -> ModelEntry:
     _ensure_loaded()
-    if name not in _REGISTRY:
-        raise unknown_name_error("model", name, _REGISTRY)
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def list_models() -> list[str]:
     """Names of every registered model, sorted."""
     _ensure_loaded()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def _ensure_loaded() -> None:
