@@ -14,7 +14,6 @@ What a run guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -443,11 +442,9 @@ class TrainingRun:
 
     def _progress(self, epoch: int, frozen: bool):
         """A bar with loss, accuracy, img/s and ETA on rank 0; silent elsewhere."""
-        if not self.ctx.is_main:
-            return contextlib.nullcontext(lambda n=1, info="": None)
         title = f"epoch {epoch + 1}/{self.config.epochs}" + (" (fixbase)" if frozen else "")
         total = len(self.loader) * self.per_rank_batch * self.ctx.world_size
-        return task_progress(title, total=total, unit="img")
+        return task_progress(title, total=total, unit="img", show=self.ctx.is_main)
 
     def _validate(self) -> dict[str, Any]:
         """Rank 0 evaluates on query/gallery (L2-normalized, Euclidean); the others wait."""

@@ -9,7 +9,6 @@ matrix is ever held, so MSMT17-sized problems fit in a couple of GB.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -82,7 +81,7 @@ def evaluate_features(
         )
     else:
         chunks = iter_distance_chunks(query, gallery, metric, device=device, chunk_size=chunk_size)
-    bar = task_progress("evaluating", total=len(query), unit="q") if progress else _no_progress()
+    bar = task_progress("evaluating", total=len(query), unit="q", show=progress)
     with bar as advance:
         for start, block in chunks:
             stop = start + len(block)
@@ -105,7 +104,3 @@ def _ids(values: Any, name: str, expected: int) -> np.ndarray:
             "pass one id per feature row, in the same order"
         )
     return array
-
-
-def _no_progress() -> contextlib.AbstractContextManager:
-    return contextlib.nullcontext(lambda n=1, info="": None)

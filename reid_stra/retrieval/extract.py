@@ -191,7 +191,7 @@ def iterate_batches(
     )
     failures: list[tuple[str, str]] = []
     total = sum(len(b) for b in batches)
-    progress_cm = task_progress("extracting", total=total, unit="img") if progress else _no_progress()
+    progress_cm = task_progress("extracting", total=total, unit="img", show=progress)
     with progress_cm as advance, inference_runner(model, device, optimize, preprocess.precision) as forward:
         for indices, (images, errors) in zip(batches, loader, strict=True):
             bad = [(paths[i], reason) for i, reason in zip(indices, errors, strict=True) if reason]
@@ -295,8 +295,3 @@ def _size(size: Sequence[int]) -> tuple[int, int]:
     if len(size) != 2 or min(int(v) for v in size) < 8:
         raise ReidError(f"--height/--width {tuple(size)}: the input size must be two values of at least 8")
     return int(size[0]), int(size[1])
-
-
-@contextlib.contextmanager
-def _no_progress() -> Iterator[Callable[..., None]]:
-    yield lambda n=1, info="": None

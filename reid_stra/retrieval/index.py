@@ -185,9 +185,7 @@ def build_index(
             ivf.cp.seed = seed
             ivf.cp.niter = _KMEANS_ITERATIONS
         index.train(_contiguous(features[sample]))
-    with (
-        task_progress(f"building {kind} index", total=count, unit="vec") if progress else _quiet() as advance
-    ):
+    with task_progress(f"building {kind} index", total=count, unit="vec", show=progress) as advance:
         for start in range(0, count, _ADD_CHUNK):
             index.add(_contiguous(features[start : start + _ADD_CHUNK]))
             advance(min(_ADD_CHUNK, count - start))
@@ -505,11 +503,3 @@ def _contiguous(array: np.ndarray | None) -> np.ndarray:
 
 def _largest_divisor(number: int, at_most: int) -> int:
     return max(d for d in range(1, at_most + 1) if number % d == 0)
-
-
-class _quiet:
-    def __enter__(self) -> Callable[..., None]:
-        return lambda n=1, info="": None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -46,9 +46,12 @@ Advance = Callable[..., None]
 
 
 @contextlib.contextmanager
-def task_progress(description: str, total: int | None, unit: str = "it") -> Iterator[Advance]:
-    """Yield ``advance(n=1, info="")``; shows a bar with count, rate, elapsed time and ETA."""
-    if not _enabled:
+def task_progress(
+    description: str, total: int | None, unit: str = "it", *, show: bool = True
+) -> Iterator[Advance]:
+    """Yield ``advance(n=1, info="")``; shows a bar with count, rate, elapsed time and ETA
+    (``show=False``: a silent one, for callers asked for no progress)."""
+    if not (_enabled and show):
         yield lambda n=1, info="": None
         return
     columns = (
