@@ -96,7 +96,9 @@ def extract_features(
     Unreadable images raise one :class:`ReidError` listing them; with ``skip_bad`` their rows
     are left out instead (use :func:`extract` to learn which rows were kept).
     """
-    preprocess = Preprocess(_size(input_size), tuple(mean), tuple(std), flip, normalize, precision)
+    preprocess = Preprocess(
+        checked_input_size(input_size), tuple(mean), tuple(std), flip, normalize, precision
+    )
     result = extract(
         model,
         paths,
@@ -178,7 +180,7 @@ def iterate_batches(
     """
     if isinstance(device, str):
         device = resolve_device(device)
-    _size(preprocess.input_size)
+    checked_input_size(preprocess.input_size)
     if workers < 0:
         raise ReidError(f"--workers {workers}: must be 0 (decode in this process) or more")
     if any(len(b) == 0 for b in batches):
@@ -291,7 +293,8 @@ def embed_batch(
     return feats.cpu().numpy().astype(np.float32, copy=False)
 
 
-def _size(size: Sequence[int]) -> tuple[int, int]:
+def checked_input_size(size: Sequence[int]) -> tuple[int, int]:
+    """``--height/--width`` as ``(h, w)``, refused when it is not two sizes of at least 8 pixels."""
     if len(size) != 2 or min(int(v) for v in size) < 8:
         raise ReidError(f"--height/--width {tuple(size)}: the input size must be two values of at least 8")
     return int(size[0]), int(size[1])

@@ -23,7 +23,13 @@ import numpy as np
 from torch import nn
 
 from reid_stra.errors import Interrupted, ReidError
-from reid_stra.retrieval.extract import Preprocess, _size, combine, iterate_batches, unreadable_error
+from reid_stra.retrieval.extract import (
+    Preprocess,
+    checked_input_size,
+    combine,
+    iterate_batches,
+    unreadable_error,
+)
 from reid_stra.retrieval.features import FeatureMeta, features_path, save_features
 from reid_stra.retrieval.ids import IdSource
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
@@ -89,7 +95,7 @@ def extract_to_file(
     notify = notify or (lambda message: None)
     out = features_path(out)
     chunk_size = check_extract_options(batch_size, workers, chunk_size)
-    _size(input_size or info["input_size"])  # bad options fail before anything is written
+    checked_input_size(input_size or info["input_size"])  # bad options fail before anything is written
     preprocess = Preprocess(
         tuple(int(v) for v in (input_size or info["input_size"])),  # type: ignore[arg-type]
         tuple(float(v) for v in info["mean"]),

@@ -57,7 +57,7 @@ def draw_crop_modes(
     ``maps`` maps a block name to this crop's pooling weights, shape (G, h, w).
     """
     if not maps:
-        raise ValueError("no mode maps to draw")
+        raise ReidError("no StRA mode maps to draw (the model has no Mode Attention block?)")
     height = _PANEL_HEIGHT
     width = max(1, round(height * aspect[1] / aspect[0]))
     num_modes = max(m.shape[0] for m in maps.values())
