@@ -28,6 +28,18 @@ import torch
 from torch import nn
 
 from reid_stra.engine import checkpoint as ckpt
+from reid_stra.engine.builders import (
+    build_loader,
+    build_train_model,
+    fixbase_layers,
+    is_under,
+    load_train_dataset,
+    metric_feature_dim,
+    model_kwargs,
+    new_layer_names,
+    param_groups,
+    reraise_worker_errors_in,
+)
 from reid_stra.engine.config import (
     TrainConfig,
     config_from_dict,
@@ -44,8 +56,8 @@ from reid_stra.engine.distributed import (
 )
 from reid_stra.engine.losses import LossWeights, ReidLoss
 from reid_stra.engine.optim import build_optimizer, build_scheduler
+from reid_stra.engine.run_log import epoch_line, read_metrics
 from reid_stra.errors import Interrupted, ReidError
-from reid_stra.models.heads import HEAD_LAYERS
 from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
 from reid_stra.utils.killpoint import kill_point
 from reid_stra.utils.precision import resolve_precision
@@ -198,8 +210,10 @@ class TrainingRun:
             )
         self.per_rank_batch = config.batch_size // ctx.world_size
         _seed_everything(config.seed)  # identical model init on every rank
-        self.dataset = _load_dataset(config)
-        self.model = _build_model(config, self.dataset.num_train_pids, fresh=plan.checkpoint is None, say=say)
+        self.dataset = load_train_dataset(config)
+        self.model = build_train_model(
+            config, self.dataset.num_train_pids, fresh=plan.checkpoint is None, say=say
+        )
         # channels-last: oneDNN's convolution kernels are much faster in it on CPU, cuDNN's under
         # mixed precision (BENCHMARKS.md, "Precision"); the weights' values are unchanged.
         self.memory_format = (
@@ -211,13 +225,13 @@ class TrainingRun:
         self.criterion = ReidLoss(
             LossWeights(**{k: getattr(config, k) for k in LossWeights.__dataclass_fields__}),
             num_classes=self.dataset.num_train_pids,
-            feat_dim=_metric_feature_dim(self.model),
+            feat_dim=metric_feature_dim(self.model),
         ).to(self.device)
         self.step_module = _TrainStep(self.model, self.criterion)
         # Parameters the model freezes by design (the BNNeck bias) stay frozen in every phase.
         self.always_frozen = {id(p) for p in self.step_module.parameters() if not p.requires_grad}
         self.optimizer = build_optimizer(
-            _param_groups(self.model, self.criterion),
+            param_groups(self.model, self.criterion),
             name=config.optimizer,
             lr=config.lr,
             weight_decay=config.weight_decay,
@@ -242,8 +256,8 @@ class TrainingRun:
         self.precision = resolve_precision(requested, self.device, training=True)
         self.use_amp = self.precision.dtype is not None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.name == "fp16")
-        self.loader = _build_loader(config, self.dataset, ctx, self.per_rank_batch, self.device)
-        self.new_layers = _fixbase_layers(self.model, config) if config.fixbase_epochs else ()
+        self.loader = build_loader(config, self.dataset, ctx, self.per_rank_batch, self.device)
+        self.new_layers = fixbase_layers(self.model, config) if config.fixbase_epochs else ()
         self.start_epoch = 0
         self.best_map: float | None = None
         self.best_epoch: int | None = None
@@ -281,7 +295,7 @@ class TrainingRun:
                 "random augmentation will not repeat the interrupted run exactly"
             )
         if self.ctx.is_main:
-            self.history = _read_metrics(self.out_dir / METRICS, upto_epoch=self.start_epoch)
+            self.history = read_metrics(self.out_dir / METRICS, upto_epoch=self.start_epoch)
 
     def _prepare_out_dir(self) -> None:
         """Fresh runs: remove an overwritten run's files, then save the resolved config."""
@@ -354,10 +368,10 @@ class TrainingRun:
         self.step_module.train()
         if fixbase:
             for name, module in self.model.named_modules():
-                if not any(True for _ in module.children()) and not _is_under(name, self.new_layers):
+                if not any(True for _ in module.children()) and not is_under(name, self.new_layers):
                     module.eval()
         for name, param in self.model.named_parameters():
-            trainable = not fixbase or _is_under(name, self.new_layers)
+            trainable = not fixbase or is_under(name, self.new_layers)
             param.requires_grad_(trainable and id(param) not in self.always_frozen)
         if self._ddp_phase is not fixbase or self._ddp is None:
             # DDP registers the trainable parameters when wrapped: re-wrap when that set changes.
@@ -386,7 +400,7 @@ class TrainingRun:
         started = time.perf_counter()
         with self._progress(epoch, frozen) as advance:
             batch_start = time.perf_counter()
-            for batch, (images, pids, _camids, indices) in enumerate(_reraise(self.loader)):
+            for batch, (images, pids, _camids, indices) in enumerate(reraise_worker_errors_in(self.loader)):
                 data_wait += time.perf_counter() - batch_start
                 loss, parts = self.train_step(step, images, pids)
                 kill_point("train.batch")
@@ -484,14 +498,14 @@ class TrainingRun:
             ckpt.save_training_checkpoint(self.out_dir, state)
             if improved:
                 ckpt.save_best_checkpoint(self.out_dir, state)
-            self.say(_epoch_line(record, self.config.epochs))
+            self.say(epoch_line(record, self.config.epochs))
         barrier(self.ctx)
 
     def _state(self, epochs_done: int, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
         default_cfg = dict(getattr(self.model, "default_cfg", {}) or {})
         return {
             "model": self.config.model,
-            "model_kwargs": dict(default_cfg.get("kwargs", _model_kwargs(self.config))),
+            "model_kwargs": dict(default_cfg.get("kwargs", model_kwargs(self.config))),
             "default_cfg": default_cfg,
             "num_classes": self.dataset.num_train_pids,
             "state_dict": self.model.state_dict(),
@@ -581,150 +595,10 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def new_layer_names(model: nn.Module) -> tuple[str, ...]:
-    """Modules trained during the fixbase epochs, as the model declares them (``new_layer_names()``:
-    the last backbone stage and the head for every model of the zoo)."""
-    declared = getattr(model, "new_layer_names", None)
-    names = tuple(declared()) if callable(declared) else ()
-    if not any(name not in HEAD_LAYERS for name in names):
-        raise ReidError(
-            f"--fixbase-epochs: cannot tell which layers of {type(model).__name__} are new; "
-            "use --fixbase-epochs 0"
-        )
-    return names
-
-
-def _fixbase_layers(model: nn.Module, config: TrainConfig) -> tuple[str, ...]:
-    """What the fixbase epochs train: the model's new layers, or (torchreid) only the classifier."""
-    if config.fixbase_layers == "classifier":
-        if getattr(model, "classifier", None) is None:
-            raise ReidError("--fixbase-layers classifier: this model has no classifier")
-        return ("classifier",)
-    return new_layer_names(model)
-
-
-def _is_under(name: str, prefixes: tuple[str, ...]) -> bool:
-    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
-
-
-def _param_groups(model: nn.Module, criterion: nn.Module) -> list[dict[str, Any]]:
-    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    loss_params = list(criterion.parameters())
-    if loss_params:  # center-loss centers: no weight decay pulling them to the origin
-        groups.append({"params": loss_params, "weight_decay": 0.0})
-    return groups
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _load_dataset(config: TrainConfig):
-    from reid_stra.data import load_dataset
-
-    dataset = load_dataset(config.data, config.root, **config.data_options)
-    if not dataset.train:
-        raise ReidError(
-            f"--root {config.root}: the {config.data} training split is empty; nothing to train on"
-        )
-    return dataset
-
-
-def _model_kwargs(config: TrainConfig) -> dict[str, Any]:
-    kwargs = dict(config.model_kwargs)
-    if config.neck:
-        kwargs["neck"] = config.neck
-    return kwargs
-
-
-def _build_model(config: TrainConfig, num_classes: int, *, fresh: bool, say: Notice) -> nn.Module:
-    """The model with ImageNet/file initialization on a fresh run (resumed runs load the checkpoint)."""
-    from reid_stra.models import build_model, load_weights
-
-    pretrained = config.pretrained if fresh and config.pretrained.lower() != "none" else None
-    try:
-        model = build_model(
-            config.model, num_classes=num_classes, pretrained=pretrained, **_model_kwargs(config)
-        )
-    except ReidError as exc:
-        if pretrained == "imagenet":
-            raise ReidError(
-                f"--pretrained imagenet: {exc}; pass --pretrained FILE (ImageNet weights on disk) "
-                "or --pretrained none (random init)"
-            ) from None
-        raise
-    except TypeError as exc:
-        raise ReidError(
-            f"--model {config.model}: bad model option ({exc}); check model_kwargs / --neck"
-        ) from None
-    pretrained_report = getattr(model, "pretrained_report", None)
-    if pretrained is not None and pretrained_report is not None:
-        say(f"--pretrained: {pretrained_report.summary()}")
-    if fresh and config.weights:
-        report = load_weights(model, config.weights)
-        say(f"initialized from {config.weights}: {_report_line(report)}")
-    # Validation and the exported weights use the size the model was trained at.
-    model.default_cfg["input_size"] = (config.height, config.width)
-    return model
-
-
-def _report_line(report: Any) -> str:
-    parts = []
-    for name in ("loaded", "missing", "unexpected", "skipped"):
-        value = getattr(report, name, None)
-        if value is not None:
-            parts.append(f"{len(value)} {name}")
-    return ", ".join(parts) or str(report)
-
-
-def _metric_feature_dim(model: nn.Module) -> int:
-    """Width of ``out["features"]`` (what triplet/center losses see); pre-BNNeck width for bnneck."""
-    bnneck = getattr(model, "bnneck", None)
-    if isinstance(bnneck, nn.BatchNorm1d):
-        return bnneck.num_features
-    dim = getattr(model, "embedding_dim", None) or (getattr(model, "default_cfg", {}) or {}).get(
-        "embedding_dim"
-    )
-    if not dim:
-        raise ReidError(f"model {type(model).__name__}: unknown embedding size; it must set embedding_dim")
-    return int(dim)
-
-
-def _build_loader(
-    config: TrainConfig, dataset: Any, ctx: DistContext, per_rank_batch: int, device: torch.device
-):
-    from reid_stra.data.loading import build_train_loader
-    from reid_stra.data.transforms import build_train_transform
-
-    transform = build_train_transform(
-        (config.height, config.width),
-        flip=config.flip,
-        crop=config.crop_style if config.random_crop else "none",
-        random_erasing=config.random_erasing,
-        erasing_fill=config.erasing_fill,
-        color_jitter=config.color_jitter,
-    )
-    return build_train_loader(
-        dataset.train,
-        transform,
-        batch_size=per_rank_batch,
-        sampler=config.sampler,
-        num_instances=config.num_instances,
-        workers=config.workers,
-        seed=config.seed,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-        pin_memory=device.type == "cuda",
-    )
-
-
-def _reraise(loader):
-    from reid_stra.data.loading import reraise_worker_errors
-
-    with reraise_worker_errors():
-        yield from loader
 
 
 def _gather_rng(ctx: DistContext) -> list[dict[str, Any]]:
@@ -737,32 +611,6 @@ def _gather_rng(ctx: DistContext) -> list[dict[str, Any]]:
     gathered: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(gathered, state)
     return gathered
-
-
-def _read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
-    """Earlier epochs' log lines, dropping any epoch the resumed run will repeat."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and int(record.get("epoch", 0)) <= upto_epoch:
-            records.append(record)
-    return records
-
-
-def _epoch_line(record: dict[str, Any], epochs: int) -> str:
-    text = (
-        f"epoch {record['epoch']}/{epochs}: loss {record.get('loss', float('nan')):.4f}"
-        f" acc {record.get('acc', float('nan')):.3f} lr {record['lr']:.2e}"
-        f" {record['images_per_s']:.1f} img/s"
-    )
-    if "mAP" in record:
-        text += f" | val mAP {record['mAP']:.4f} rank-1 {record['rank1']:.4f}"
-    return text
 
 
 def _env_rank() -> int:

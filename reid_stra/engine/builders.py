@@ -1,0 +1,157 @@
+"""What a training run is built from: dataset, model (with its initialization), loader, parameter
+groups and the layers the fixbase epochs train. Kept apart from the loop in ``trainer.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from reid_stra.engine.config import TrainConfig
+from reid_stra.engine.distributed import DistContext
+from reid_stra.errors import ReidError
+from reid_stra.models.heads import HEAD_LAYERS
+
+Notice = Callable[[str], None]
+
+
+def new_layer_names(model: nn.Module) -> tuple[str, ...]:
+    """Modules trained during the fixbase epochs, as the model declares them (``new_layer_names()``:
+    the last backbone stage and the head for every model of the zoo)."""
+    declared = getattr(model, "new_layer_names", None)
+    names = tuple(declared()) if callable(declared) else ()
+    if not any(name not in HEAD_LAYERS for name in names):
+        raise ReidError(
+            f"--fixbase-epochs: cannot tell which layers of {type(model).__name__} are new; "
+            "use --fixbase-epochs 0"
+        )
+    return names
+
+
+def fixbase_layers(model: nn.Module, config: TrainConfig) -> tuple[str, ...]:
+    """What the fixbase epochs train: the model's new layers, or (torchreid) only the classifier."""
+    if config.fixbase_layers == "classifier":
+        if getattr(model, "classifier", None) is None:
+            raise ReidError("--fixbase-layers classifier: this model has no classifier")
+        return ("classifier",)
+    return new_layer_names(model)
+
+
+def is_under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def param_groups(model: nn.Module, criterion: nn.Module) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    loss_params = list(criterion.parameters())
+    if loss_params:  # center-loss centers: no weight decay pulling them to the origin
+        groups.append({"params": loss_params, "weight_decay": 0.0})
+    return groups
+
+
+def load_train_dataset(config: TrainConfig):
+    from reid_stra.data import load_dataset
+
+    dataset = load_dataset(config.data, config.root, **config.data_options)
+    if not dataset.train:
+        raise ReidError(
+            f"--root {config.root}: the {config.data} training split is empty; nothing to train on"
+        )
+    return dataset
+
+
+def model_kwargs(config: TrainConfig) -> dict[str, Any]:
+    kwargs = dict(config.model_kwargs)
+    if config.neck:
+        kwargs["neck"] = config.neck
+    return kwargs
+
+
+def build_train_model(config: TrainConfig, num_classes: int, *, fresh: bool, say: Notice) -> nn.Module:
+    """The model with ImageNet/file initialization on a fresh run (resumed runs load the checkpoint)."""
+    from reid_stra.models import build_model, load_weights
+
+    pretrained = config.pretrained if fresh and config.pretrained.lower() != "none" else None
+    try:
+        model = build_model(
+            config.model, num_classes=num_classes, pretrained=pretrained, **model_kwargs(config)
+        )
+    except ReidError as exc:
+        if pretrained == "imagenet":
+            raise ReidError(
+                f"--pretrained imagenet: {exc}; pass --pretrained FILE (ImageNet weights on disk) "
+                "or --pretrained none (random init)"
+            ) from None
+        raise
+    except TypeError as exc:
+        raise ReidError(
+            f"--model {config.model}: bad model option ({exc}); check model_kwargs / --neck"
+        ) from None
+    pretrained_report = getattr(model, "pretrained_report", None)
+    if pretrained is not None and pretrained_report is not None:
+        say(f"--pretrained: {pretrained_report.summary()}")
+    if fresh and config.weights:
+        report = load_weights(model, config.weights)
+        say(f"initialized from {config.weights}: {_report_line(report)}")
+    # Validation and the exported weights use the size the model was trained at.
+    model.default_cfg["input_size"] = (config.height, config.width)
+    return model
+
+
+def _report_line(report: Any) -> str:
+    parts = []
+    for name in ("loaded", "missing", "unexpected", "skipped"):
+        value = getattr(report, name, None)
+        if value is not None:
+            parts.append(f"{len(value)} {name}")
+    return ", ".join(parts) or str(report)
+
+
+def metric_feature_dim(model: nn.Module) -> int:
+    """Width of ``out["features"]`` (what triplet/center losses see); pre-BNNeck width for bnneck."""
+    bnneck = getattr(model, "bnneck", None)
+    if isinstance(bnneck, nn.BatchNorm1d):
+        return bnneck.num_features
+    dim = getattr(model, "embedding_dim", None) or (getattr(model, "default_cfg", {}) or {}).get(
+        "embedding_dim"
+    )
+    if not dim:
+        raise ReidError(f"model {type(model).__name__}: unknown embedding size; it must set embedding_dim")
+    return int(dim)
+
+
+def build_loader(
+    config: TrainConfig, dataset: Any, ctx: DistContext, per_rank_batch: int, device: torch.device
+):
+    from reid_stra.data.loading import build_train_loader
+    from reid_stra.data.transforms import build_train_transform
+
+    transform = build_train_transform(
+        (config.height, config.width),
+        flip=config.flip,
+        crop=config.crop_style if config.random_crop else "none",
+        random_erasing=config.random_erasing,
+        erasing_fill=config.erasing_fill,
+        color_jitter=config.color_jitter,
+    )
+    return build_train_loader(
+        dataset.train,
+        transform,
+        batch_size=per_rank_batch,
+        sampler=config.sampler,
+        num_instances=config.num_instances,
+        workers=config.workers,
+        seed=config.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def reraise_worker_errors_in(loader):
+    from reid_stra.data.loading import reraise_worker_errors
+
+    with reraise_worker_errors():
+        yield from loader
