@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -57,12 +58,22 @@ def test_borders_follow_ids(tmp_path: Path) -> None:
 
 
 def test_row_titles_and_labels_name_the_query_and_matches(tmp_path: Path) -> None:
-    """A title per row (file, id, camera, first correct rank) and, per match, rank, distance, id."""
+    """A title per row (file, id, camera, first correct rank) and, per match, rank, distance, id:
+    the text bands above the row and under the match change with them, the crops do not."""
     query = _crop(tmp_path / "q.png", (0, 0, 0))
-    plain = draw_ranklist([query], [[query]], size=(40, 20))
-    titled = draw_ranklist([query], [[query]], query_pids=[3], query_camids=[2], match_pids=[[3]],
-                           distances=[[0.25]], size=(40, 20))  # fmt: skip
-    assert plain.size == titled.size and plain.tobytes() != titled.tobytes()
+    size = (40, 20)
+    plain = np.asarray(draw_ranklist([query], [[query]], size=size).convert("L"))
+    titled = np.asarray(draw_ranklist([query], [[query]], query_pids=[3], query_camids=[2], match_pids=[[3]],
+                                      distances=[[0.25]], size=size).convert("L"))  # fmt: skip
+    x, y = tile_origin(0, 0, size)
+    title_band = slice(y - 18, y)  # the row title above the tiles
+    label_band = slice(y + size[0] + 8, y + size[0] + 8 + 28)  # the two lines under the match
+    crop = (slice(y + 4, y + 4 + size[0]), slice(x + 4, x + 4 + size[1]))
+    assert (
+        plain[title_band] != titled[title_band]
+    ).sum() > 20  # "id 3, camera 2 | first correct match: rank 1"
+    assert (plain[label_band, x : x + 40] != titled[label_band, x : x + 40]).sum() > 10  # distance and id
+    assert np.array_equal(plain[crop], titled[crop])
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
