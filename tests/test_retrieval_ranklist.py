@@ -66,8 +66,8 @@ def test_row_titles_and_labels_name_the_query_and_matches(tmp_path: Path) -> Non
     titled = np.asarray(draw_ranklist([query], [[query]], query_pids=[3], query_camids=[2], match_pids=[[3]],
                                       distances=[[0.25]], size=size).convert("L"))  # fmt: skip
     x, y = tile_origin(0, 0, size)
-    title_band = slice(y - 18, y)  # the row title above the tiles
-    label_band = slice(y + size[0] + 8, y + size[0] + 8 + 28)  # the two lines under the match
+    title_band = slice(y - 18, y - 4)  # the row title above the tiles (not the first-correct frame)
+    label_band = slice(y + size[0] + 12, y + size[0] + 8 + 28)  # the two lines under the match
     crop = (slice(y + 4, y + 4 + size[0]), slice(x + 4, x + 4 + size[1]))
     assert (
         plain[title_band] != titled[title_band]
