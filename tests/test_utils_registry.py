@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reid_stra.data.datasets import _register, list_datasets
+from reid_stra.data.datasets import list_datasets, register_dataset
 from reid_stra.errors import ReidError
 from reid_stra.models.registry import register_model
 from reid_stra.utils.registry import Registry
@@ -23,7 +23,7 @@ def test_registry_refuses_duplicates_and_suggests_names() -> None:
 def test_a_second_dataset_or_model_of_a_known_name_is_refused() -> None:
     """The dataset registry once replaced an existing reader silently."""
     with pytest.raises(ValueError, match="registered twice"):
-        _register("market1501", "again", "layout")(lambda root: None)
+        register_dataset("market1501", "again", "layout")(lambda root: None)
     with pytest.raises(ValueError, match="registered twice"):
         register_model("mobilenetv2")(lambda: None)
     assert "market1501" in list_datasets()
