@@ -144,7 +144,7 @@ def onnx_vs_pytorch(repeats: int) -> dict[str, float]:
         result = export_model(model, info, path)
         torch_embedder = reid_stra.Embedder(precision="fp32")
         onnx_embedder = reid_stra.Embedder(weights=path)
-        batch = torch.randint(0, 255, (32, 3, *info["input_size"]), dtype=torch.uint8)
+        batch = torch.randint(0, 255, (32, 3, *info["cfg"].input_size), dtype=torch.uint8)
         times = _interleaved(
             {
                 "pytorch": lambda: torch_embedder.embed(batch),
@@ -154,7 +154,7 @@ def onnx_vs_pytorch(repeats: int) -> dict[str, float]:
         )
     out = {**times, "ratio": times["pytorch"] / times["onnxruntime"], "onnx_mb": result.size_bytes / 1e6}
     print(
-        f"embed 32 crops at {info['input_size']}: PyTorch {times['pytorch']:.3f} s, ONNX Runtime "
+        f"embed 32 crops at {info['cfg'].input_size}: PyTorch {times['pytorch']:.3f} s, ONNX Runtime "
         f"{times['onnxruntime']:.3f} s ({out['ratio']:.2f}x); file {out['onnx_mb']:.1f} MB",
         flush=True,
     )

@@ -45,7 +45,7 @@ def check_models(device: torch.device) -> list[str]:
             model.eval()
             with torch.no_grad():
                 emb = model(torch.randn(3, 3, 224, 96, device=device))
-            assert emb.shape == (3, model.default_cfg["embedding_dim"]), emb.shape
+            assert emb.shape == (3, model.pretrained_cfg.embedding_dim), emb.shape
             assert torch.isfinite(emb).all()
             print(f"ok   {name:24s} emb {tuple(emb.shape)}", flush=True)
         except Exception as exc:  # noqa: BLE001 - report every model

@@ -165,14 +165,14 @@ def _draw_modes(dataset: Any, weights: str, out: Path, device: str) -> Path:
     maps = compute_mode_maps(
         net,
         crops,
-        input_size=info["input_size"],
-        mean=info["mean"],
-        std=info["std"],
+        input_size=info["cfg"].input_size,
+        mean=info["cfg"].mean,
+        std=info["cfg"].std,
         device=next(net.parameters()).device,
     )
     last_block = list(maps)[-1]
     modes_png = out / "mode_maps.png"
-    height, width = info["input_size"]
+    height, width = info["cfg"].input_size
     save_mode_figures(crops[:1], {last_block: maps[last_block][:1]}, modes_png,
                       titles=[Path(samples[0].path).name], aspect=(height, width))  # fmt: skip
     return modes_png

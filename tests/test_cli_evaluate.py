@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.features import FeatureMeta, save_features
 
 _INFO = {
     "model": "toy",
     "weights": "toy.pth",
     "weights_sha256": "0" * 64,
-    "input_size": (64, 32),
-    "mean": (0.5, 0.5, 0.5),
-    "std": (0.5, 0.5, 0.5),
-    "embedding_dim": 16,
+    "cfg": PretrainedCfg(
+        "toy", input_size=(64, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), embedding_dim=16
+    ),
 }
 
 
@@ -86,7 +86,9 @@ def test_model_on_dataset(cli, synthetic_root, tmp_path: Path) -> None:
     from reid_stra.models.weights import save_weights
 
     model = build_model("mobilenetv2", num_classes=0)
-    model.default_cfg["input_size"] = (64, 32)  # small images keep the test fast
+    model.pretrained_cfg = model.pretrained_cfg.replace(
+        input_size=(64, 32)
+    )  # small images keep the test fast
     weights = save_weights(model, tmp_path / "mobilenet.pth")
     result = cli(
         "evaluate", "--data", "market1501", "--root", synthetic_root, "--weights", weights, "--device", "cpu",

@@ -62,17 +62,17 @@ def test_onnx_matches_pytorch_at_batch_1_7_32_and_states_its_contract(shipped_on
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     torch.manual_seed(0)
     for batch in (1, 7, 32):
-        images = torch.randn(batch, 3, *info["input_size"])
+        images = torch.randn(batch, 3, *info["cfg"].input_size)
         (got,) = session.run(["features"], {"images": images.numpy()})
-        assert got.shape == (batch, info["embedding_dim"])
+        assert got.shape == (batch, info["cfg"].embedding_dim)
         assert _cosine(got, _reference(model, images)).min() >= 0.9999
         np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1, atol=1e-4)  # normalized in the graph
         if batch > 1:
             assert _cosine(got[:1], got[1:2])[0] < 0.999  # different images, different features
-    bad_size = torch.randn(2, 3, info["input_size"][0] + 32, info["input_size"][1]).numpy()
+    bad_size = torch.randn(2, 3, info["cfg"].input_size[0] + 32, info["cfg"].input_size[1]).numpy()
     try:  # a changed input size is either supported (global pooling) or a clear error
         (other,) = session.run(["features"], {"images": bad_size})
-        assert other.shape == (2, info["embedding_dim"])
+        assert other.shape == (2, info["cfg"].embedding_dim)
     except Exception as exc:  # noqa: BLE001
         assert "images" in str(exc) or "dimension" in str(exc).lower()
 
@@ -97,8 +97,7 @@ def test_torchscript_export_of_every_zoo_model_matches_pytorch(tmp_path: Path) -
     torch.manual_seed(0)
     for name in list_models():
         model = build_model(name).eval()
-        info = {"model": name, "input_size": (64, 32), "mean": model.default_cfg["mean"],
-                "std": model.default_cfg["std"], "embedding_dim": model.embedding_dim}  # fmt: skip
+        info = {"model": name, "cfg": model.pretrained_cfg.replace(input_size=(64, 32))}
         path = tmp_path / f"{name}.pt"
         export_model(model, info, path, format="torchscript", normalize=False)
         scripted = torch.jit.load(str(path))
@@ -113,8 +112,7 @@ def test_onnx_export_of_a_stra_resnet_model(tmp_path: Path) -> None:
     """The StRA layers of the ResNet family go through the dynamo exporter as well."""
     torch.manual_seed(0)
     model = build_model("stra_resnet50").eval()
-    info = {"model": "stra_resnet50", "input_size": (64, 32), "mean": model.default_cfg["mean"],
-            "std": model.default_cfg["std"], "embedding_dim": model.embedding_dim}  # fmt: skip
+    info = {"model": "stra_resnet50", "cfg": model.pretrained_cfg.replace(input_size=(64, 32))}
     path = tmp_path / "stra_resnet50.onnx"
     export_model(model, info, path, normalize=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -79,7 +79,7 @@ def test_run_writes_its_outputs(reference_run: Path) -> None:
     from reid_stra.models import load_model
 
     model, info = load_model(weights=reference_run / "model_final.pth")
-    assert info["model"] == "mobilenetv2" and info["input_size"] == (64, 32)
+    assert info["model"] == "mobilenetv2" and info["cfg"].input_size == (64, 32)
     # config.yaml reproduces the run's config exactly.
     from reid_stra.engine.config import resolve_config
 
@@ -242,7 +242,7 @@ def map_before_and_after_training(shared_dir: Path, tmp_path: Path, **changes) -
                                   images_per_id_cam=2, size=(64, 32), seed=1)  # fmt: skip
     dataset = load_dataset("market1501", root)
     untrained = build_model("mobilenetv2", num_classes=32, pretrained=imagenet)
-    untrained.default_cfg["input_size"] = (64, 32)
+    untrained.pretrained_cfg = untrained.pretrained_cfg.replace(input_size=(64, 32))
     before = evaluate_model(untrained, dataset.query, dataset.gallery, workers=0, progress=False)["mAP"]
     overrides = _overrides(root, pretrained=str(imagenet), batch_size=32, epochs=4, eval_every=4,
                            fixbase_epochs=0, random_crop=False, **changes)  # fmt: skip

@@ -14,6 +14,7 @@ from reid_stra.metrics.query_expansion import query_expansion
 from reid_stra.metrics.rank import evaluate_rank
 from reid_stra.metrics.reference import reference_query_expansion, reference_re_ranking
 from reid_stra.metrics.rerank import k_reciprocal_distance_chunks
+from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.evaluation import evaluate_model
 
 
@@ -137,7 +138,7 @@ def test_bad_features() -> None:
 class _ColourModel(nn.Module):
     """A tiny 'model': pooled colour statistics; enough to tell synthetic identities apart a bit."""
 
-    default_cfg = {"input_size": (64, 32), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    pretrained_cfg = PretrainedCfg("colour", input_size=(64, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
     def __init__(self) -> None:
         super().__init__()

@@ -86,7 +86,7 @@ def test_torchreid_checkpoint_with_module_prefix_round_trips(tmp_path) -> None:
 def test_our_format_round_trip_with_load_model(tmp_path) -> None:
     torch.manual_seed(0)
     model = _randomized(build_model("stra_mobilenetv2", num_classes=3, neck="bnneck"))
-    model.default_cfg["input_size"] = (128, 64)
+    model.pretrained_cfg = model.pretrained_cfg.replace(input_size=(128, 64))
     path = save_weights(model, tmp_path / "out" / "weights.pth", meta={"dataset": tmp_path, "epochs": 2})
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "reid-stra" and raw["model"] == "stra_mobilenetv2"
@@ -95,8 +95,8 @@ def test_our_format_round_trip_with_load_model(tmp_path) -> None:
     loaded, info = load_model(weights=path)
     assert torch.equal(_embed(loaded), _embed(model))
     assert info["model"] == "stra_mobilenetv2"
-    assert info["input_size"] == (128, 64)
-    assert info["embedding_dim"] == 1280
+    assert info["cfg"].input_size == (128, 64)
+    assert info["cfg"].embedding_dim == 1280
     assert len(info["weights_sha256"]) == 64
     with pytest.raises(ReidError, match="holds a stra_mobilenetv2 model"):
         load_model("resnet50", path)

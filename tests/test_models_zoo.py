@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from reid_stra import ReidError
 from reid_stra.engine.losses import mean_mode_diversity
 from reid_stra.models import (
+    PretrainedCfg,
     build_model,
     capture_mode_maps,
     count_flops,
@@ -63,7 +65,7 @@ def test_every_listed_model_is_registered() -> None:
 def test_model_trains_and_evaluates(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, num_classes=5)
-    dim = model.default_cfg["embedding_dim"]
+    dim = model.pretrained_cfg.embedding_dim
     x = torch.randn(2, 3, 64, 32)
     out = model.train()(x)
     assert set(out) == {"logits", "features", "mode_pooling"}
@@ -100,19 +102,32 @@ def test_ablations_match_the_papers_complexity(name: str) -> None:
         assert measured.params_m == pytest.approx(paper["params_m"], abs=0.05)
 
 
-def test_default_cfg_describes_how_to_rebuild() -> None:
+def test_pretrained_cfg_describes_how_to_rebuild() -> None:
     model = build_model("stra_resnet50", num_classes=7, reduction=4)
-    cfg = model.default_cfg
-    assert cfg["name"] == "stra_resnet50"
-    assert cfg["input_size"] == (256, 128)
-    assert cfg["embedding_dim"] == 512
-    assert len(cfg["mean"]) == len(cfg["std"]) == 3
+    cfg = model.pretrained_cfg
+    assert cfg.name == "stra_resnet50"
+    assert cfg.input_size == (256, 128)
+    assert cfg.embedding_dim == 512
+    assert len(cfg.mean) == len(cfg.std) == 3
     # Every option, defaults included: a checkpoint rebuilds the same model after a default changes.
-    assert cfg["kwargs"] == {
+    assert cfg.kwargs == {
         "num_classes": 7, "neck": "fc", "embedding_dim": 512, "modes": 8, "kernel_size": 3, "reduction": 4
     }  # fmt: skip
-    rebuilt = build_model("stra_resnet50", **cfg["kwargs"])
+    rebuilt = build_model("stra_resnet50", **cfg.kwargs)
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    # What a file holds reads back as the same description; a new size is a new cfg.
+    assert PretrainedCfg.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.input_size = (128, 64)  # type: ignore[misc]
+    assert cfg.replace(input_size=[128, 64]).input_size == (128, 64) and cfg.input_size == (256, 128)
+
+
+def test_an_older_files_default_cfg_still_reads() -> None:
+    """Files written before PretrainedCfg hold a dict with tuples and maybe extra keys."""
+    old = {"name": "mobilenetv2", "input_size": (128, 64), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+           "embedding_dim": 1280, "kwargs": {"num_classes": 0}, "retired_key": 1}  # fmt: skip
+    cfg = PretrainedCfg.from_dict(old)
+    assert cfg.input_size == (128, 64) and cfg.mean == (0.5, 0.5, 0.5) and cfg.embedding_dim == 1280
 
 
 def test_any_batch_and_input_size_divisible_by_32() -> None:

@@ -16,6 +16,7 @@ import reid_stra.retrieval.extract as extract_module
 from reid_stra.data.images import read_image
 from reid_stra.data.transforms import build_eval_transform
 from reid_stra.errors import ReidError
+from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.extract import extract, extract_features
 from reid_stra.retrieval.extract_file import extract_to_file, partial_dir
 from reid_stra.retrieval.features import load_features
@@ -47,10 +48,7 @@ INFO = {
     "model": "tinynet",
     "weights": "/w/tiny.pth",
     "weights_sha256": "00" * 32,
-    "input_size": SIZE,
-    "mean": MEAN,
-    "std": STD,
-    "embedding_dim": 12,
+    "cfg": PretrainedCfg("tinynet", input_size=SIZE, mean=MEAN, std=STD, embedding_dim=12),
 }
 
 

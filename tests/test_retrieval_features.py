@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from reid_stra.errors import ReidError
+from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.features import (
     FeatureMeta,
     check_compatible,
@@ -21,10 +22,13 @@ INFO = {
     "model": "mobilenetv2",
     "weights": "/models/w.pth",
     "weights_sha256": "ab" * 32,
-    "input_size": (256, 128),
-    "mean": (0.485, 0.456, 0.406),
-    "std": (0.229, 0.224, 0.225),
-    "embedding_dim": 8,
+    "cfg": PretrainedCfg(
+        "mobilenetv2",
+        input_size=(256, 128),
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        embedding_dim=8,
+    ),
 }
 
 

@@ -19,7 +19,7 @@ def test_default_model_is_the_most_accurate_shipped_model() -> None:
     model, info = load_model(device="cpu")
     assert info["model"] == "mobilenetv2"
     assert info["weights"].endswith("mobilenetv2_market1501mini.pth")
-    assert tuple(info["input_size"]) == (256, 128)  # the 128x64 model fine-tuned at 256x128
+    assert info["cfg"].input_size == (256, 128)  # the 128x64 model fine-tuned at 256x128
     assert not model.training
     stra, stra_info = load_model("stra_mobilenetv2", device="cpu")  # shipped beside it
     assert stra_info["weights"].endswith("stra_mobilenetv2_market1501mini.pth")
@@ -34,7 +34,7 @@ def test_shipped_model_ranks_same_person_above_different_person(synthetic_root) 
     query = load_dataset("market1501", synthetic_root).query
     feats = extract_features(
         model, [s.path for s in query], batch_size=32, workers=0, device="cpu",
-        input_size=info["input_size"], mean=info["mean"], std=info["std"], normalize=True,
+        input_size=info["cfg"].input_size, mean=info["cfg"].mean, std=info["cfg"].std, normalize=True,
     )  # fmt: skip
     pids = np.array([s.pid for s in query])
     dist = ((feats[:, None] - feats[None]) ** 2).sum(-1)
@@ -58,7 +58,8 @@ def test_shipped_model_finds_real_people_across_cameras(shared_dir) -> None:
     model, info = load_model(device="cpu")
 
     def embed(samples):
-        options = {"input_size": info["input_size"], "mean": info["mean"], "std": info["std"]}
+        cfg = info["cfg"]
+        options = {"input_size": cfg.input_size, "mean": cfg.mean, "std": cfg.std}
         return extract_features(model, [s.path for s in samples], batch_size=32, workers=0, **options)
 
     def ids(samples):

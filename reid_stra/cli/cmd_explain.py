@@ -50,9 +50,9 @@ def explain(
     maps = compute_mode_maps(
         net,
         crops,
-        input_size=meta["input_size"],
-        mean=meta["mean"],
-        std=meta["std"],
+        input_size=meta["cfg"].input_size,
+        mean=meta["cfg"].mean,
+        std=meta["cfg"].std,
         device=next(net.parameters()).device,
         precision=chosen_precision(precision, device).name,
     )
@@ -62,7 +62,7 @@ def explain(
                 f"--block {block}: not a StRA block of {meta['model']}; choose from {', '.join(maps)}"
             )
         maps = {block: maps[block]}
-    height, width = meta["input_size"]
+    height, width = meta["cfg"].input_size
     figures = save_mode_figures(
         crops, maps, out, titles=[Path(p).name for p in paths], aspect=(height, width)
     )

@@ -76,7 +76,7 @@ def extract(
     # The Python API's loader and preprocessing (an ONNX file runs as exported: fp32).
     embedder = Embedder(model, weights, device=device, precision=arithmetic.name)
     net, model_info = embedder.model, embedder.info
-    default_h, default_w = model_info["input_size"]
+    default_h, default_w = model_info["cfg"].input_size
     summary = extract_to_file(
         net,
         model_info,

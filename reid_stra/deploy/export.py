@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from reid_stra._version import __version__
+from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_write_json, atomic_write_with
 
@@ -71,7 +72,8 @@ def export_model(
     if format not in FORMATS:
         raise ReidError(f"--format {format}: choose one of {', '.join(FORMATS)}")
     out = Path(out)
-    height, width = (int(v) for v in info["input_size"])
+    cfg = info["cfg"]
+    height, width = (int(v) for v in cfg.input_size)
     wrapper = _Embedding(model.cpu(), normalize).eval()
     example = torch.randn(2, 3, height, width)
     if format == "onnx":
@@ -83,7 +85,7 @@ def export_model(
     meta = {
         # the fields BoxMOT's ONNX backend reads
         "model_name": info["model"],
-        "preprocess": "imagenet" if _is_imagenet(info) else "custom",
+        "preprocess": "imagenet" if (cfg.mean, cfg.std) == (IMAGENET_MEAN, IMAGENET_STD) else "custom",
         "img_size": [height, width],
         "input_name": INPUT_NAME,
         "output_names": [OUTPUT_NAME],
@@ -93,9 +95,9 @@ def export_model(
         # ours
         "format": format,
         "input_layout": "NCHW float32 RGB, (pixel/255 - mean) / std",
-        "mean": [float(v) for v in info["mean"]],
-        "std": [float(v) for v in info["std"]],
-        "embedding_dim": int(info["embedding_dim"]),
+        "mean": [float(v) for v in cfg.mean],
+        "std": [float(v) for v in cfg.std],
+        "embedding_dim": int(cfg.embedding_dim),
         "normalized": bool(normalize),
         "source_weights": info.get("weights"),
         "source_weights_sha256": info.get("weights_sha256"),
@@ -103,12 +105,6 @@ def export_model(
     }
     atomic_write_json(metadata_path(out), meta)
     return ExportResult(out, metadata_path(out), format, sha256, len(data))
-
-
-def _is_imagenet(info: dict[str, Any]) -> bool:
-    from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-    return tuple(info["mean"]) == IMAGENET_MEAN and tuple(info["std"]) == IMAGENET_STD
 
 
 def _onnx_bytes(wrapper: nn.Module, example: torch.Tensor, opset: int) -> bytes:

@@ -20,6 +20,7 @@ from torch import nn
 
 from reid_stra.deploy.export import EXPORT_EXTRA, metadata_path
 from reid_stra.errors import ReidError
+from reid_stra.models.cfg import PretrainedCfg
 
 
 class OnnxRuntimeModel(nn.Module):
@@ -29,12 +30,12 @@ class OnnxRuntimeModel(nn.Module):
     inference_ready = True
 
     def __init__(
-        self, path: str | os.PathLike, device: str = "cpu", cfg: dict[str, Any] | None = None
+        self, path: str | os.PathLike, device: str = "cpu", cfg: PretrainedCfg | None = None
     ) -> None:
         super().__init__()
         self.path = Path(path)
         # How to feed it (what evaluate_model and the trainer-free code paths read), from the metadata.
-        self.default_cfg = dict(cfg or {})
+        self.pretrained_cfg = cfg
         try:
             import onnxruntime as ort
         except ImportError:
@@ -57,7 +58,7 @@ class OnnxRuntimeModel(nn.Module):
         self.providers = self.session.get_providers()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        size = self.default_cfg.get("input_size")
+        size = None if self.pretrained_cfg is None else self.pretrained_cfg.input_size
         if size is not None and tuple(images.shape[2:]) != tuple(size):
             raise ReidError(
                 f"--weights {self.path}: exported for {size[0]}x{size[1]} input, got "
@@ -77,13 +78,13 @@ def load_onnx_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         size = [int(v) for v in meta["img_size"]]
-        info = {
-            "model": str(meta["model_name"]),
-            "input_size": (size[0], size[1]),
-            "mean": tuple(float(v) for v in meta["mean"]),
-            "std": tuple(float(v) for v in meta["std"]),
-            "embedding_dim": int(meta["embedding_dim"]),
-        }
+        cfg = PretrainedCfg(
+            name=str(meta["model_name"]),
+            input_size=(size[0], size[1]),
+            mean=tuple(float(v) for v in meta["mean"]),
+            std=tuple(float(v) for v in meta["std"]),
+            embedding_dim=int(meta["embedding_dim"]),
+        )
     except FileNotFoundError:
         raise ReidError(
             f"--weights {path}: no {meta_file.name} beside it (input size and mean/std are needed); "
@@ -92,8 +93,10 @@ def load_onnx_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     except (ValueError, KeyError, TypeError) as exc:
         raise ReidError(f"--weights {path}: unreadable {meta_file.name} ({exc}); re-export it") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    model = OnnxRuntimeModel(path, device, cfg={**info, "name": info["model"]})
-    info |= {
+    model = OnnxRuntimeModel(path, device, cfg)
+    info = {
+        "model": cfg.name,
+        "cfg": cfg,
         "weights": str(path),
         "weights_sha256": digest,
         "backend": "onnxruntime",

@@ -75,8 +75,13 @@ def build_train_model(config: TrainConfig, num_classes: int, *, fresh: bool, say
 
     pretrained = config.pretrained if fresh and config.pretrained.lower() != "none" else None
     try:
+        # Validation and the exported weights use the size the model is trained at.
         model = build_model(
-            config.model, num_classes=num_classes, pretrained=pretrained, **model_kwargs(config)
+            config.model,
+            num_classes=num_classes,
+            pretrained=pretrained,
+            input_size=(config.height, config.width),
+            **model_kwargs(config),
         )
     except ReidError as exc:
         if pretrained == "imagenet":
@@ -95,8 +100,6 @@ def build_train_model(config: TrainConfig, num_classes: int, *, fresh: bool, say
     if fresh and config.weights:
         report = load_weights(model, config.weights)
         say(f"initialized from {config.weights}: {_report_line(report)}")
-    # Validation and the exported weights use the size the model was trained at.
-    model.default_cfg["input_size"] = (config.height, config.width)
     return model
 
 
@@ -114,9 +117,8 @@ def metric_feature_dim(model: nn.Module) -> int:
     bnneck = getattr(model, "bnneck", None)
     if isinstance(bnneck, nn.BatchNorm1d):
         return bnneck.num_features
-    dim = getattr(model, "embedding_dim", None) or (getattr(model, "default_cfg", {}) or {}).get(
-        "embedding_dim"
-    )
+    cfg = getattr(model, "pretrained_cfg", None)
+    dim = getattr(model, "embedding_dim", None) or (cfg.embedding_dim if cfg is not None else None)
     if not dim:
         raise ReidError(f"model {type(model).__name__}: unknown embedding size; it must set embedding_dim")
     return int(dim)

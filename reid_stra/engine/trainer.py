@@ -35,7 +35,6 @@ from reid_stra.engine.builders import (
     is_under,
     load_train_dataset,
     metric_feature_dim,
-    model_kwargs,
     new_layer_names,
     param_groups,
     reraise_worker_errors_in,
@@ -502,11 +501,11 @@ class TrainingRun:
         barrier(self.ctx)
 
     def _state(self, epochs_done: int, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
-        default_cfg = dict(getattr(self.model, "default_cfg", {}) or {})
+        cfg = self.model.pretrained_cfg
         return {
             "model": self.config.model,
-            "model_kwargs": dict(default_cfg.get("kwargs", model_kwargs(self.config))),
-            "default_cfg": default_cfg,
+            "model_kwargs": dict(cfg.kwargs),
+            "default_cfg": cfg.to_dict(),  # the file key of every version
             "num_classes": self.dataset.num_train_pids,
             "state_dict": self.model.state_dict(),
             "loss_state": self.criterion.state_dict(),

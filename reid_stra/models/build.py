@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from reid_stra.errors import ReidError
+from reid_stra.models.cfg import DEFAULT_INPUT_SIZE, PretrainedCfg
 from reid_stra.models.registry import get_entry
 from reid_stra.models.shipped import WEIGHTS_DIR_ENV, default_model_name, searched_locations, shipped_weights
 from reid_stra.models.weights import (
@@ -23,32 +24,30 @@ from reid_stra.models.weights import (
 )
 from reid_stra.utils.device import resolve_device
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_INPUT_SIZE = (256, 128)
-
 
 def build_model(
-    name: str, num_classes: int = 0, pretrained: str | os.PathLike | None = None, **kwargs: Any
+    name: str,
+    num_classes: int = 0,
+    pretrained: str | os.PathLike | None = None,
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+    **kwargs: Any,
 ) -> nn.Module:
     """Build a registered model; ``pretrained`` is None, ``"imagenet"`` or a local weights file.
 
-    With ``pretrained``, the :class:`~reid_stra.models.weights.LoadReport` of what was loaded is
-    kept as ``model.pretrained_report`` (commands print its summary).
+    ``model.pretrained_cfg`` describes it (:class:`PretrainedCfg`; ``input_size`` is the size it
+    will be trained or fed at). With ``pretrained``, the
+    :class:`~reid_stra.models.weights.LoadReport` of what was loaded is kept as
+    ``model.pretrained_report`` (commands print its summary).
     """
     entry = get_entry(name)
     _check_kwargs(name, entry.factory, kwargs)
     model = entry.factory(num_classes=num_classes, **kwargs)
-    model.default_cfg = {
-        "name": name,
-        "input_size": DEFAULT_INPUT_SIZE,
-        "mean": IMAGENET_MEAN,
-        "std": IMAGENET_STD,
-        "embedding_dim": model.embedding_dim,
-        # Every option, defaults included, so a checkpoint rebuilds this architecture even after
-        # a default changes (stra_mobilenetv2's StRA placement did).
-        "kwargs": {"num_classes": num_classes, **_factory_defaults(entry.factory), **kwargs},
-    }
+    model.pretrained_cfg = PretrainedCfg(
+        name=name,
+        input_size=tuple(input_size),
+        embedding_dim=model.embedding_dim,
+        kwargs={"num_classes": num_classes, **_factory_defaults(entry.factory), **kwargs},
+    )
     model.pretrained_report = None
     if pretrained is not None and str(pretrained) != "":
         path = imagenet_weights(model, name) if str(pretrained).lower() == "imagenet" else Path(pretrained)
@@ -106,6 +105,8 @@ def load_model(
 
     Our checkpoints name their model (and its options); other formats need ``model``. Without
     ``weights`` the repository's shipped weights for ``model`` (or the default model) are used.
+    The info dict: ``model``, ``weights``, ``weights_sha256``, ``cfg`` (the model's
+    :class:`PretrainedCfg`: how to feed it), ``backend`` and ``load_report``.
     """
     if weights is None:
         name = model or default_model_name()
@@ -132,7 +133,7 @@ def load_model(
                 f"{path}: holds a {saved_name} model, not {model}; drop --model or pass --model {saved_name}"
             )
         kwargs = dict(checkpoint.get("model_kwargs") or {})
-        cfg = checkpoint.get("default_cfg") or {}
+        saved_cfg = checkpoint.get("default_cfg") or {}
         name = saved_name
     else:
         if model is None:
@@ -140,21 +141,18 @@ def load_model(
                 f"{path}: does not say which model it holds; pass --model NAME (see `reid-stra models`)"
             )
         # Foreign formats (torchreid, plain state dicts): built for inference, classifier dropped.
-        name, kwargs, cfg = model, {}, {}
+        name, kwargs, saved_cfg = model, {}, {}
     net = build_model(name, **kwargs)
     report = load_state_checked(net, extract_state_dict(checkpoint, path), path)
-    for key in ("input_size", "mean", "std"):
-        if key in cfg:
-            net.default_cfg[key] = tuple(cfg[key])
+    # How the weights were trained to be fed; name, options and width come from the built model.
+    fed = {key: saved_cfg[key] for key in ("input_size", "mean", "std") if key in saved_cfg}
+    net.pretrained_cfg = net.pretrained_cfg.replace(**fed)
     net.to(resolve_device(device)).eval()
     info = {
         "model": name,
         "weights": str(path),
         "weights_sha256": _sha256(path),
-        "input_size": tuple(net.default_cfg["input_size"]),
-        "mean": tuple(net.default_cfg["mean"]),
-        "std": tuple(net.default_cfg["std"]),
-        "embedding_dim": net.default_cfg["embedding_dim"],
+        "cfg": net.pretrained_cfg,
         "backend": "pytorch",
         "load_report": report,
     }

@@ -203,7 +203,7 @@ def load_state_checked(
     report.missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
     # A classifier the file lacks just keeps its init (it is re-learned per dataset).
     architecture_missing = [k for k in report.missing if not _is_classifier(k, CLASSIFIER_PREFIXES)]
-    name = getattr(model, "default_cfg", {}).get("name", type(model).__name__)
+    name = _model_name(model)
     if not report.loaded:
         raise ReidError(
             f"{path}: none of its {len(state)} tensors fit model {name} (e.g. {_examples(list(state))}); "
@@ -253,13 +253,18 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> LoadReport:
     loaded = set(report.loaded)
     report.missing = [k for k in target if k not in loaded]
     if not report.loaded:
-        name = getattr(model, "default_cfg", {}).get("name", type(model).__name__)
+        name = _model_name(model)
         raise ReidError(
             f"{path}: none of its {len(state)} tensors fit model {name} (e.g. {_examples(list(state))}); "
             "pass weights of the same backbone family"
         )
     _copy_into(target, state, report.loaded)
     return report
+
+
+def _model_name(model: nn.Module) -> str:
+    cfg = getattr(model, "pretrained_cfg", None)
+    return cfg.name if cfg is not None else type(model).__name__
 
 
 def _copy_into(target: dict[str, torch.Tensor], state: dict[str, torch.Tensor], keys: list[str]) -> None:
@@ -274,15 +279,15 @@ def _copy_into(target: dict[str, torch.Tensor], state: dict[str, torch.Tensor], 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
     """Atomically export ``model`` in our format (readable with weights_only=True)."""
-    cfg = getattr(model, "default_cfg", None)
-    if not cfg:
-        raise ReidError("save_weights: the model has no default_cfg; build it with reid_stra.build_model")
+    cfg = getattr(model, "pretrained_cfg", None)
+    if cfg is None:
+        raise ReidError("save_weights: the model has no pretrained_cfg; build it with reid_stra.build_model")
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": cfg["name"],
-        "model_kwargs": _plain(cfg.get("kwargs", {})),
-        "default_cfg": _plain(cfg),
+        "model": cfg.name,
+        "model_kwargs": _plain(dict(cfg.kwargs)),
+        "default_cfg": _plain(cfg.to_dict()),  # the file key older files use too
         "meta": _plain(meta or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }

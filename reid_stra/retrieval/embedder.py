@@ -59,13 +59,8 @@ class Embedder:
         if self.info.get("backend") == "onnxruntime":  # the exported graph runs as exported
             self.precision = Precision("fp32", "ONNX Runtime runs the exported float32 graph")
         self.batch_size = batch_size
-        self.preprocess = Preprocess(
-            tuple(self.info["input_size"]),
-            tuple(self.info["mean"]),
-            tuple(self.info["std"]),
-            False,
-            normalize,
-            self.precision.name,
+        self.preprocess = Preprocess.for_model(
+            self.info["cfg"], normalize=normalize, precision=self.precision.name
         )
         self._transform = build_eval_transform(
             self.preprocess.input_size, self.preprocess.mean, self.preprocess.std
@@ -75,7 +70,7 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.info["embedding_dim"])
+        return int(self.info["cfg"].embedding_dim)
 
     def embed(self, crops: Sequence[Crop] | np.ndarray | torch.Tensor, *, bgr: bool = False) -> np.ndarray:
         """Embed ``crops``: a list of numpy H x W x 3 uint8 arrays (RGB; BGR with ``bgr=True``, as

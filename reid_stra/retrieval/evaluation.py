@@ -17,6 +17,7 @@ from torch import nn
 from reid_stra.errors import ReidError
 from reid_stra.metrics.distance import check_metric
 from reid_stra.metrics.evaluation import evaluate_features
+from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.extract import extract_features
 
 
@@ -48,7 +49,7 @@ def evaluate_model(
     """Extract query and gallery features with ``model`` and evaluate them.
 
     ``query``/``gallery`` are lists of ``Sample(path, pid, camid)``. Preprocessing (input size,
-    mean, std) comes from ``model.default_cfg`` unless ``input_size`` overrides it; ``flip``
+    mean, std) comes from ``model.pretrained_cfg`` unless ``input_size`` overrides it; ``flip``
     averages each image's features with its mirror's. The model's train/eval mode is restored.
     ``keep_features`` adds ``features: {"query": qf, "gallery": gf}`` (to save them, or to draw a
     report's ranked lists without extracting again).
@@ -57,19 +58,21 @@ def evaluate_model(
     if not query or not gallery:
         raise ReidError("evaluation needs query and gallery images; the dataset has an empty split")
     wrapped = getattr(model, "module", None)  # DistributedDataParallel / DataParallel
-    cfg = getattr(model, "default_cfg", None) or getattr(wrapped, "default_cfg", None) or {}
-    size = tuple(input_size or cfg.get("input_size") or (256, 128))
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(wrapped, "pretrained_cfg", None)
+    if cfg is None:  # a model built elsewhere: the defaults (256x128, ImageNet mean and std)
+        cfg = PretrainedCfg(name=type(model).__name__)
+    size = tuple(input_size or cfg.input_size)
     options = {
         "batch_size": batch_size,
         "workers": workers,
         "device": device,
         "input_size": size,
+        "mean": cfg.mean,
+        "std": cfg.std,
         "flip": flip,
         "progress": progress,
         "precision": precision,
     }
-    if cfg.get("mean") is not None:
-        options.update(mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
     qf = extract_features(model, [s.path for s in query], **options)
     gf = extract_features(model, [s.path for s in gallery], **options)
     result = evaluate_features(

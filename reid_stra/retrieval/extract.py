@@ -24,6 +24,7 @@ from reid_stra.data.datasets import Sample
 from reid_stra.data.loading import ImageDataset
 from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_eval_transform
 from reid_stra.errors import ReidError
+from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.utils.device import resolve_device
 from reid_stra.utils.precision import Precision
 from reid_stra.utils.progress import task_progress
@@ -50,6 +51,20 @@ class Preprocess:
     flip: bool = False  # average the features of the image and its mirror
     normalize: bool = False  # L2-normalize each feature row
     precision: str = "fp32"  # the model's arithmetic (a resolved --precision: fp32, bf16 or fp16)
+
+    @classmethod
+    def for_model(
+        cls,
+        cfg: PretrainedCfg,
+        *,
+        input_size: Sequence[int] | None = None,
+        flip: bool = False,
+        normalize: bool = False,
+        precision: str = "fp32",
+    ) -> Preprocess:
+        """The model's own input size, mean and std (``input_size`` overrides the size)."""
+        size = tuple(int(v) for v in (input_size or cfg.input_size))
+        return cls(size, cfg.mean, cfg.std, flip, normalize, precision)  # type: ignore[arg-type]
 
 
 class _ImageFiles(Dataset):

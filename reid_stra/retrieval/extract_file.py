@@ -95,14 +95,10 @@ def extract_to_file(
     notify = notify or (lambda message: None)
     out = features_path(out)
     chunk_size = check_extract_options(batch_size, workers, chunk_size)
-    checked_input_size(input_size or info["input_size"])  # bad options fail before anything is written
-    preprocess = Preprocess(
-        tuple(int(v) for v in (input_size or info["input_size"])),  # type: ignore[arg-type]
-        tuple(float(v) for v in info["mean"]),
-        tuple(float(v) for v in info["std"]),
-        flip,
-        normalize,
-        precision,
+    cfg = info["cfg"]
+    checked_input_size(input_size or cfg.input_size)  # bad options fail before anything is written
+    preprocess = Preprocess.for_model(
+        cfg, input_size=input_size, flip=flip, normalize=normalize, precision=precision
     )
     paths = list(paths)
     started = time.perf_counter()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from reid_stra._version import __version__
+from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json
 
@@ -44,8 +45,8 @@ class FeatureMeta:
     weights_sha256: str | None = None
     backend: str = "pytorch"  # what ran the model: pytorch, or onnxruntime for an exported .onnx
     input_size: list[int] = field(default_factory=lambda: [256, 128])
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     normalized: bool = True
     flip: bool = False
     precision: str = "fp32"  # the arithmetic the model ran in (the features are float32 either way)
@@ -79,6 +80,7 @@ class FeatureMeta:
         precision: str = "fp32",
     ) -> FeatureMeta:
         """Describe features made by the model that ``load_model`` returned ``info`` for."""
+        cfg = info["cfg"]
         return cls(
             paths=list(paths),
             pids=_optional_ints(pids),
@@ -87,13 +89,13 @@ class FeatureMeta:
             weights=None if info.get("weights") is None else os.path.abspath(info["weights"]),
             weights_sha256=info.get("weights_sha256"),
             backend=str(info.get("backend", "pytorch")),
-            input_size=[int(v) for v in (input_size or info["input_size"])],
-            mean=[float(v) for v in info["mean"]],
-            std=[float(v) for v in info["std"]],
+            input_size=[int(v) for v in (input_size or cfg.input_size)],
+            mean=[float(v) for v in cfg.mean],
+            std=[float(v) for v in cfg.std],
             normalized=normalized,
             flip=flip,
             precision=precision,
-            embedding_dim=int(info.get("embedding_dim") or 0),
+            embedding_dim=int(cfg.embedding_dim),
         )
 
     def to_dict(self) -> dict[str, Any]:
