@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from reid_stra.cli.options import DataOptions, DatasetRoot, JsonOutput
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -31,7 +32,7 @@ def demo_data(
     width: int = typer.Option(64, "--width", help="Image width in pixels."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
     force: bool = typer.Option(False, "--force", help="Overwrite a dataset already in OUT_DIR."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Write a small synthetic re-ID dataset in the Market-1501 layout (no download)."""
     from reid_stra.data.datasets import load_dataset
@@ -63,15 +64,13 @@ def datasets(
         show_default="list the supported datasets",
         help="Dataset name; omit to list the supported datasets.",
     ),
-    root: Path | None = typer.Option(None, "--root", show_default="none", help="Folder holding the dataset."),
-    data_opt: list[str] = typer.Option(
-        [], "--data-opt", help="Reader option KEY=VALUE (repeatable), e.g. variant=detected for cuhk03."
-    ),
+    root: DatasetRoot = None,
+    data_opt: DataOptions = (),
     verify: bool = typer.Option(False, "--verify", help="Decode every image and report unreadable ones."),
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="With --verify: drop unreadable images, do not fail."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Summarize a dataset (ids, images, cameras per split) or list the supported datasets."""
     from reid_stra.data.datasets import dataset_info, list_datasets, load_dataset, parse_dataset_options

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from reid_stra.cli.options import JsonOutput, Workers
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -13,8 +14,8 @@ def demo(
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Folder for every output of the demo."),
     epochs: int = typer.Option(3, "--epochs", min=1, help="Training epochs on the synthetic data."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    workers: int = typer.Option(2, "--workers", min=0, help="Image-decoding worker processes."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON for scripts."),
+    workers: Workers = 2,
+    as_json: JsonOutput = False,
 ) -> None:
     """Make synthetic data, train, evaluate, embed a gallery, search a query and draw the results."""
     from reid_stra.demo import run_demo

@@ -5,11 +5,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
-from reid_stra.cli.options import Device, PrecisionChoice, chosen_precision
+from reid_stra.cli.options import (
+    BatchSize,
+    DataOptions,
+    DatasetRoot,
+    Device,
+    JsonOutput,
+    PrecisionChoice,
+    Workers,
+    chosen_precision,
+    model_option,
+    weights_option,
+)
 from reid_stra.cli.output import emit_json, info, print_table
 from reid_stra.errors import ReidError
 
@@ -28,22 +39,18 @@ def evaluate(
     data: str | None = typer.Option(
         None, "--data", show_default="none", help="Dataset name (see `reid-stra datasets`)."
     ),
-    root: Path | None = typer.Option(None, "--root", show_default="none", help="Folder holding the dataset."),
-    data_opt: list[str] = typer.Option(
-        [], "--data-opt", help="Dataset reader option KEY=VALUE (repeatable)."
-    ),
-    model: list[str] = typer.Option(
-        [],
-        "--model",
-        show_default="the one named in --weights, or the shipped model",
-        help="Model name; repeat it (or --weights) to compare several models in one table and plot.",
-    ),
-    weights: list[Path] = typer.Option(
-        [],
-        "--weights",
-        show_default="the shipped weights of --model",
-        help="Checkpoint to evaluate; repeatable: --weights A --weights B compares them.",
-    ),
+    root: DatasetRoot = None,
+    data_opt: DataOptions = (),
+    model: Annotated[
+        list[str],
+        model_option(
+            help="Model name; repeat it (or --weights) to compare several models in one table and plot."
+        ),
+    ] = (),
+    weights: Annotated[
+        list[Path],
+        weights_option(help="Checkpoint to evaluate; repeatable: --weights A --weights B compares them."),
+    ] = (),
     query_features: Path | None = typer.Option(
         None,
         "--query-features",
@@ -94,11 +101,11 @@ def evaluate(
         show_default="none",
         help="Write a self-contained HTML page: metrics, CMC, per-query AP, worst queries, settings.",
     ),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
-    workers: int = typer.Option(2, "--workers", help="Image decoding worker processes (0: in this process)."),
+    batch_size: BatchSize = 64,
+    workers: Workers = 2,
     device: Device = "auto",
     precision: PrecisionChoice = "auto",
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Evaluate re-ID accuracy (rank-1/5/10, mAP, mINP) on a dataset's query/gallery split."""
     from reid_stra.utils.device import resolve_device

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from reid_stra.cli.options import Device, PrecisionChoice, chosen_precision
+from reid_stra.cli.options import (
+    Device,
+    JsonOutput,
+    PrecisionChoice,
+    WeightsFile,
+    chosen_precision,
+    model_option,
+)
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -20,17 +28,17 @@ def explain(
         "--out",
         help="PNG to write: one figure per crop (OUT_1_NAME.png, OUT_2_NAME.png... for several crops).",
     ),
-    model: str | None = typer.Option(
-        None, "--model", help="StRA model name (default: the checkpoint's, or the shipped StRA model)."
-    ),
-    weights: Path | None = typer.Option(None, "--weights", help="Checkpoint (default: the shipped model)."),
+    model: Annotated[
+        str | None, model_option("the one named in --weights, or the shipped StRA model", "StRA model name.")
+    ] = None,
+    weights: WeightsFile = None,
     block: str | None = typer.Option(
         None, "--block", help="Only this StRA block (e.g. layer4.2 or features.17); default: every block."
     ),
     max_images: int = typer.Option(8, "--max-images", min=1, help="Draw at most this many images."),
     device: Device = "auto",
     precision: PrecisionChoice = "auto",
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary for scripts."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Draw each StRA mode's pooling weights as a heat map over person crops, one panel per mode."""
     from reid_stra.data.images import read_image

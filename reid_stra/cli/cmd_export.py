@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from reid_stra.cli.options import JsonOutput, ModelName, WeightsFile
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -16,12 +17,8 @@ def register(app: typer.Typer) -> None:
 
 def export(
     output: Path = typer.Option(..., "-o", "--output", help="File to write (model.onnx or model.pt)."),
-    model: str | None = typer.Option(
-        None, "--model", help="Model name; default: the one named in --weights, or the shipped default."
-    ),
-    weights: Path | None = typer.Option(
-        None, "--weights", help="Checkpoint to export; default: the shipped weights of the model."
-    ),
+    model: ModelName = None,
+    weights: WeightsFile = None,
     export_format: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
     normalize: bool = typer.Option(
         True,
@@ -29,7 +26,7 @@ def export(
         help="L2-normalize the embedding inside the graph (stated in the metadata).",
     ),
     opset: int = typer.Option(18, "--opset", help="ONNX opset version."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Export a model for deployment: input `images` (N x 3 x H x W float32, RGB, ImageNet-normalized),
     output `features` (N x D), dynamic batch, eval mode; metadata in OUTPUT.metadata.json."""

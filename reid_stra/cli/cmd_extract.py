@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from reid_stra.cli.options import Device, IdPattern, IdsFile, PrecisionChoice, chosen_precision
+from reid_stra.cli.options import (
+    BatchSize,
+    Device,
+    IdPattern,
+    IdsFile,
+    JsonOutput,
+    ModelName,
+    PrecisionChoice,
+    WeightsFile,
+    Workers,
+    chosen_precision,
+)
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -25,16 +36,10 @@ def extract(
     output: Path = typer.Option(
         ..., "-o", "--output", help="Feature file to write (.npy; the sidecar is .json)."
     ),
-    model: str | None = typer.Option(
-        None, "--model", help="Model name; default: the one named in --weights, or the shipped default."
-    ),
-    weights: Path | None = typer.Option(
-        None, "--weights", help="Checkpoint to load; default: the shipped weights of the model."
-    ),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
-    workers: int = typer.Option(
-        2, "--workers", help="Processes decoding images in parallel (0: in this process)."
-    ),
+    model: ModelName = None,
+    weights: WeightsFile = None,
+    batch_size: BatchSize = 64,
+    workers: Workers = 2,
     device: Device = "auto",
     precision: PrecisionChoice = "auto",
     flip: bool = typer.Option(False, "--flip", help="Average each image's features with its mirror image's."),
@@ -59,7 +64,7 @@ def extract(
     ),
     ids_file: IdsFile = None,
     id_pattern: IdPattern = None,
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Extract L2-normalized features of person crops into OUTPUT (.npy) plus a .json sidecar."""
     from reid_stra.retrieval.embedder import Embedder

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from reid_stra.cli.options import JsonOutput
 from reid_stra.cli.output import emit_json, info, print_table
 
 index_app = typer.Typer(
@@ -55,7 +56,7 @@ def build(
         "--rerank",
         help="Compressed indexes (ivfpq, --pca): re-score k x RERANK candidates exactly; default 10.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Build an index over FEATURES and save it beside them (reused by `reid-stra search`)."""
     from reid_stra.retrieval.features import load_features
@@ -95,7 +96,7 @@ def build(
 @index_app.command("info")
 def show_info(
     features: Path = typer.Argument(..., metavar="FEATURES", help="Gallery feature file (.npy)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Describe a feature file and the index saved beside it (and whether it is current)."""
     from reid_stra.retrieval.features import load_features

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from reid_stra.cli.options import JsonOutput
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -22,7 +23,7 @@ def models(
         help="Measure params and FLOPs (one forward per model; a few seconds in all).",
     ),
     size: str = typer.Option("256x128", "--size", help="Input HEIGHTxWIDTH for the FLOPs (multiples of 32)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """List the models: params and FLOPs (multiply-accumulates, the paper's convention), paper numbers."""
     from reid_stra.models.catalog import describe_models, parse_size

@@ -6,10 +6,22 @@ import csv
 import io
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from reid_stra.cli.options import Device, IdPattern, IdsFile, PrecisionChoice, chosen_precision
+from reid_stra.cli.options import (
+    BatchSize,
+    Device,
+    IdPattern,
+    IdsFile,
+    JsonOutput,
+    PrecisionChoice,
+    Workers,
+    chosen_precision,
+    model_option,
+    weights_option,
+)
 from reid_stra.cli.output import emit_json, info, print_table, printable
 
 # A ranked-list picture with more rows than this is unreadable (and huge); the rest are listed only.
@@ -68,23 +80,23 @@ def search(
         show_default="none",
         help="Use this feature file (.npy) as the queries instead of images.",
     ),
-    model: str | None = typer.Option(
-        None, "--model", help="Model for the query images; default (and required): the gallery's."
-    ),
-    weights: Path | None = typer.Option(
-        None, "--weights", help="Checkpoint for the query images; default: the gallery's (must be the same)."
-    ),
+    model: Annotated[
+        str | None, model_option("the gallery's (and it must be)", "Model for the query images.")
+    ] = None,
+    weights: Annotated[
+        Path | None, weights_option("the gallery's (and it must be)", "Checkpoint for the query images.")
+    ] = None,
     show: Path | None = typer.Option(
         None, "--show", show_default="none", help="Draw the ranked lists into this PNG."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    as_json: JsonOutput = False,
     csv_out: str | None = typer.Option(
         None, "--csv", show_default="none", help="Write the results as CSV to this file ('-': stdout)."
     ),
     device: Device = "auto",
     precision: PrecisionChoice = "auto",
-    batch_size: int = typer.Option(64, "--batch-size", help="Query images per forward pass."),
-    workers: int = typer.Option(2, "--workers", help="Processes decoding query images (0: in this process)."),
+    batch_size: BatchSize = 64,
+    workers: Workers = 2,
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Leave unreadable query images out instead of failing."
     ),

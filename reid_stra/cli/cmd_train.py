@@ -7,12 +7,13 @@ of the run being continued); options given always win. Multi-GPU: the same comma
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from reid_stra.cli.options import Device, PrecisionChoice
+from reid_stra.cli.options import DataOptions, DatasetRoot, Device, JsonOutput, PrecisionChoice
 from reid_stra.cli.output import emit_json, info, print_table
 
 
@@ -25,10 +26,8 @@ def train(
     data: str | None = typer.Option(
         None, "--data", help="Dataset name, see `reid-stra datasets` (default: market1501)."
     ),
-    root: Path | None = typer.Option(None, "--root", show_default="none", help="Folder holding the dataset."),
-    data_opt: list[str] = typer.Option(
-        [], "--data-opt", help="Dataset reader option KEY=VALUE (repeatable), e.g. variant=detected."
-    ),
+    root: DatasetRoot = None,
+    data_opt: DataOptions = (),
     model: str | None = typer.Option(
         None, "--model", help="Model name, see `reid-stra models` (default: stra_resnet50)."
     ),
@@ -134,41 +133,22 @@ def train(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the dataset summary and resolved config, then exit."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the final result as JSON."),
+    as_json: JsonOutput = False,
 ) -> None:
     """Train a re-ID model; writes config.yaml, metrics.jsonl and checkpoints to --out."""
+    params = dict(locals())  # first: the options as given, by name
+    from reid_stra.engine.config import TrainConfig
     from reid_stra.engine.trainer import plan_run
     from reid_stra.engine.trainer import train as run_training
 
-    options = {
-        "data": data,
-        # Absolute, so that `--resume` works from any folder.
-        "root": str(root.resolve()) if root is not None else None,
-        "model": model,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "optimizer": optimizer,
-        "scheduler": scheduler,
-        "warmup_epochs": warmup_epochs,
-        "fixbase_epochs": fixbase_epochs,
-        "height": height,
-        "width": width,
-        "sampler": sampler,
-        "num_instances": num_instances,
-        "neck": neck,
-        "pretrained": pretrained,
-        "weights": str(weights.resolve()) if weights is not None else None,
-        "diversity_weight": diversity_weight,
-        "eval_every": eval_every,
-        "device": device,
-        "workers": workers,
-        "seed": seed,
-        "amp": amp,
-        "precision": precision,
-    }
+    # Every option named like its TrainConfig field is an override where given (declared once, above).
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    given = {key: value for key, value in params.items() if key in fields and value is not None}
+    for key in ("root", "weights"):  # absolute, so that `--resume` works from any folder
+        if key in given:
+            given[key] = str(Path(given[key]).resolve())
     overrides: dict[str, Any] = _parse_set(set_values)
-    overrides.update({key: value for key, value in options.items() if value is not None})
+    overrides.update(given)
     if data_opt:
         from reid_stra.data.datasets import parse_dataset_options
 

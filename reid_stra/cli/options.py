@@ -1,11 +1,50 @@
-"""Options several commands share, declared once (typer ``Annotated`` aliases)."""
+"""Options several commands share, declared once (typer ``Annotated`` aliases).
+
+A command uses ``as_json: JsonOutput = False``; where the default differs by command the command
+gives it (``batch_size: BatchSize = 64``). ``--model``/``--weights`` say their default per command
+(``model_option("the gallery's")``) since what they fall back to differs.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
+Workers = Annotated[
+    int, typer.Option("--workers", min=0, help="Processes decoding images in parallel (0: in this process).")
+]
+DatasetRoot = Annotated[
+    Path | None, typer.Option("--root", show_default="none", help="Folder holding the dataset.")
+]
+DataOptions = Annotated[
+    list[str],
+    typer.Option(
+        "--data-opt", help="Dataset reader option KEY=VALUE (repeatable), e.g. variant=detected for cuhk03."
+    ),
+]
+
+_SHIPPED_MODEL = "the one named in --weights, or the shipped model"
+
+
+def model_option(default: str = _SHIPPED_MODEL, help: str = "Model name (see `reid-stra models`).") -> Any:
+    """``--model``; ``default`` says what an omitted option falls back to in this command."""
+    return typer.Option("--model", show_default=default, help=help)
+
+
+def weights_option(
+    default: str = "the shipped weights of --model",
+    help: str = "Checkpoint: a `reid-stra train` output, a torchreid file or an exported .onnx.",
+) -> Any:
+    """``--weights``; ``default`` says what an omitted option falls back to in this command."""
+    return typer.Option("--weights", show_default=default, help=help)
+
+
+ModelName = Annotated[str | None, model_option()]
+WeightsFile = Annotated[Path | None, weights_option()]
 
 # `str | None`: commands pass "auto"; `train` passes None (the config file's value, else auto).
 Device = Annotated[

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reid_stra.engine.losses import LossWeights
 from reid_stra.errors import ReidError, suggest, unknown_name_error
 from reid_stra.utils.atomic import atomic_write_text
 from reid_stra.utils.precision import PRECISIONS
@@ -23,6 +24,8 @@ SAMPLERS = ("random", "identity")
 CROP_STYLES = ("translate", "pad")
 ERASING_FILLS = ("mean", "zero")
 FIXBASE_LAYERS = ("new", "classifier")
+
+_LOSSES = LossWeights()
 
 
 @dataclass
@@ -53,14 +56,14 @@ class TrainConfig:
     neck: str | None = None  # "bnneck" for the strong baseline's head
     pretrained: str = "imagenet"  # "imagenet", "none" or a weights file
     weights: str | None = None  # initialize from this checkpoint (any format load_weights reads)
-    # Losses
-    ce_weight: float = 1.0
-    label_smoothing: float = 0.1
-    triplet_weight: float = 0.0
-    triplet_margin: float = 0.3
-    triplet_soft: bool = False
-    center_weight: float = 0.0
-    diversity_weight: float = 0.1
+    # Losses: the defaults are LossWeights' (one place)
+    ce_weight: float = _LOSSES.ce_weight
+    label_smoothing: float = _LOSSES.label_smoothing
+    triplet_weight: float = _LOSSES.triplet_weight
+    triplet_margin: float = _LOSSES.triplet_margin
+    triplet_soft: bool = _LOSSES.triplet_soft
+    center_weight: float = _LOSSES.center_weight
+    diversity_weight: float = _LOSSES.diversity_weight
     # Optimization
     optimizer: str = "adam"
     lr: float = 3e-4

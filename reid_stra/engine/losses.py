@@ -128,7 +128,7 @@ class LossWeights:
     triplet_margin: float = 0.3
     triplet_soft: bool = False
     center_weight: float = 0.0
-    diversity_weight: float = 0.0
+    diversity_weight: float = 0.1  # the StRA paper's weight; no effect on models without StRA
 
 
 class ReidLoss(nn.Module):

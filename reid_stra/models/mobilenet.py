@@ -27,6 +27,8 @@ Choices (the paper does not state them; spec §5 asks us to choose and document)
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
@@ -150,85 +152,67 @@ def _mobilenet(width_mult: float, stra: bool, **kwargs) -> ReidMobileNetV2:
     return ReidMobileNetV2(width_mult=width_mult, **kwargs)
 
 
-@register_model(
+def _plain(
+    width_mult: float,
+    num_classes: int = 0,
+    neck: str = "none",
+    embedding_dim: int = 512,
+    last_stride: int = 1,
+) -> ReidMobileNetV2:
+    """A variant's options are this signature's (build_model records them with the weights)."""
+    return ReidMobileNetV2(
+        width_mult=width_mult,
+        num_classes=num_classes,
+        neck=neck,
+        embedding_dim=embedding_dim,
+        last_stride=last_stride,
+    )
+
+
+def _with_stra(
+    width_mult: float,
+    num_classes: int = 0,
+    neck: str = "none",
+    embedding_dim: int = 512,
+    last_stride: int = 1,
+    stra_blocks: tuple[int, ...] | None = None,
+    modes: int = 8,
+    reduction: int = 4,
+    stra_placement: str = "after",
+) -> ReidMobileNetV2:
+    """``stra_blocks=None``: every block at the final resolution (:func:`default_stra_blocks`)."""
+    return ReidMobileNetV2(
+        width_mult=width_mult,
+        num_classes=num_classes,
+        neck=neck,
+        embedding_dim=embedding_dim,
+        last_stride=last_stride,
+        stra_blocks=tuple(default_stra_blocks(last_stride) if stra_blocks is None else stra_blocks),
+        modes=modes,
+        reduction=reduction,
+        stra_placement=stra_placement,
+    )
+
+
+# Variant entry points (timm's pattern): a name, a width and whether StRA is in.
+_STRA_WHERE = "with StRA after the depthwise convs of blocks 14-17"
+mobilenetv2 = register_model(
     "mobilenetv2",
     description="MobileNetV2 1.0 (last stride 1, pooled 1280-d embedding)",
     paper={"gflops": 0.37, "mAP": 71.7, "rank1": 88.7},
-)
-def mobilenetv2(
-    num_classes: int = 0, neck: str = "none", embedding_dim: int = 512, last_stride: int = 1
-) -> ReidMobileNetV2:
-    return _mobilenet(
-        1.0, False, num_classes=num_classes, neck=neck, embedding_dim=embedding_dim, last_stride=last_stride
-    )
-
-
-@register_model(
+)(partial(_plain, 1.0))
+mobilenetv2_x1_4 = register_model(
     "mobilenetv2_x1_4",
     description="MobileNetV2 1.4 (last stride 1, pooled 1792-d embedding)",
     paper={"gflops": 0.68, "mAP": 72.5, "rank1": 89.0},
-)
-def mobilenetv2_x1_4(
-    num_classes: int = 0, neck: str = "none", embedding_dim: int = 512, last_stride: int = 1
-) -> ReidMobileNetV2:
-    return _mobilenet(
-        1.4, False, num_classes=num_classes, neck=neck, embedding_dim=embedding_dim, last_stride=last_stride
-    )
-
-
-@register_model(
+)(partial(_plain, 1.4))
+stra_mobilenetv2 = register_model(
     "stra_mobilenetv2",
-    description="MobileNetV2 1.0 with StRA after the depthwise convs of blocks 14-17",
+    description=f"MobileNetV2 1.0 {_STRA_WHERE}",
     paper={"gflops": 0.37, "mAP": 74.2, "rank1": 89.3},
-)
-def stra_mobilenetv2(
-    num_classes: int = 0,
-    neck: str = "none",
-    embedding_dim: int = 512,
-    last_stride: int = 1,
-    stra_blocks: tuple[int, ...] | None = None,
-    modes: int = 8,
-    reduction: int = 4,
-    stra_placement: str = "after",
-) -> ReidMobileNetV2:
-    return _mobilenet(
-        1.0,
-        True,
-        num_classes=num_classes,
-        neck=neck,
-        embedding_dim=embedding_dim,
-        last_stride=last_stride,
-        stra_blocks=stra_blocks,
-        modes=modes,
-        reduction=reduction,
-        stra_placement=stra_placement,
-    )
-
-
-@register_model(
+)(partial(_with_stra, 1.0))
+stra_mobilenetv2_x1_4 = register_model(
     "stra_mobilenetv2_x1_4",
-    description="MobileNetV2 1.4 with StRA after the depthwise convs of blocks 14-17",
+    description=f"MobileNetV2 1.4 {_STRA_WHERE}",
     paper={"gflops": 0.72, "mAP": 74.6, "rank1": 89.9},
-)
-def stra_mobilenetv2_x1_4(
-    num_classes: int = 0,
-    neck: str = "none",
-    embedding_dim: int = 512,
-    last_stride: int = 1,
-    stra_blocks: tuple[int, ...] | None = None,
-    modes: int = 8,
-    reduction: int = 4,
-    stra_placement: str = "after",
-) -> ReidMobileNetV2:
-    return _mobilenet(
-        1.4,
-        True,
-        num_classes=num_classes,
-        neck=neck,
-        embedding_dim=embedding_dim,
-        last_stride=last_stride,
-        stra_blocks=stra_blocks,
-        modes=modes,
-        reduction=reduction,
-        stra_placement=stra_placement,
-    )
+)(partial(_with_stra, 1.4))
