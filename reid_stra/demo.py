@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from reid_stra.data.datasets import load_dataset
+from reid_stra.data.images import read_image
 from reid_stra.data.synthetic import make_synthetic_dataset
+from reid_stra.engine.trainer import plan_run, train
+from reid_stra.models import build_model, load_model, shipped_weights
+from reid_stra.models.weights import read_checkpoint
+from reid_stra.retrieval.evaluation import evaluate_model
+from reid_stra.retrieval.extract_file import extract_to_file
+from reid_stra.retrieval.features import load_meta
+from reid_stra.retrieval.search import extract_query_features, search_gallery
+from reid_stra.utils.notice import Notice
+from reid_stra.viz.cmc import save_cmc_plot
+from reid_stra.viz.modes import compute_mode_maps, save_mode_figures
+from reid_stra.viz.ranklist import save_search_ranklist
 
 DEMO_MODEL = "stra_mobilenetv2"
 
@@ -26,18 +37,12 @@ def run_demo(
     device: str = "auto",
     workers: int = 2,
     dataset_options: dict[str, Any] | None = None,
-    notice: Callable[[str], None] = print,
+    notice: Notice = print,
 ) -> dict[str, Any]:
     """Run the whole pipeline into ``out``; returns the metrics and where every output went.
 
     ``dataset_options`` go to :func:`make_synthetic_dataset` (tests use a smaller dataset).
     """
-
-    from reid_stra.engine.trainer import plan_run, train
-    from reid_stra.models import build_model, load_model, shipped_weights
-    from reid_stra.models.weights import read_checkpoint
-    from reid_stra.retrieval.evaluation import evaluate_model
-    from reid_stra.viz.cmc import save_cmc_plot
 
     out = Path(out)
     started = time.time()
@@ -127,11 +132,6 @@ def run_demo(
 
 
 def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, workers: int):
-    from reid_stra.models import load_model
-    from reid_stra.retrieval.extract_file import extract_to_file
-    from reid_stra.retrieval.features import load_meta
-    from reid_stra.retrieval.search import extract_query_features, search_gallery
-    from reid_stra.viz.ranklist import save_search_ranklist
 
     net, info = load_model(None, weights, device=device)
     gallery_file = out / "gallery.npy"
@@ -155,9 +155,6 @@ def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, work
 
 
 def _draw_modes(dataset: Any, weights: str, out: Path, device: str) -> Path:
-    from reid_stra.data.images import read_image
-    from reid_stra.models import load_model
-    from reid_stra.viz.modes import compute_mode_maps, save_mode_figures
 
     net, info = load_model(None, weights, device=device)
     samples = dataset.query[:: max(1, len(dataset.query) // 3)][:3]

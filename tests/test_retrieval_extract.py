@@ -176,7 +176,7 @@ def test_resume_reuses_finished_chunks(tmp_path: Path, model: TinyNet, monkeypat
     decoded.clear()
     interrupt_after = None
     notes: list[str] = []
-    summary = extract_to_file(model, INFO, paths, out, resume=True, notify=notes.append, **options)
+    summary = extract_to_file(model, INFO, paths, out, resume=True, notice=notes.append, **options)
     assert decoded == paths[4:]  # finished images are not decoded (or run through the model) again
     assert summary.reused == 4 and summary.extracted == 6
     assert any("resuming" in note for note in notes)
@@ -210,7 +210,7 @@ def test_resume_refuses_other_inputs_or_model(tmp_path: Path, model: TinyNet, mo
         extract_to_file(model, INFO, paths, out, resume=True, flip=True, workers=0, chunk_size=4)
     # Without --resume the stale partial work is discarded (with a notice) and the run completes.
     notes: list[str] = []
-    extract_to_file(model, other, paths, out, workers=0, chunk_size=4, progress=False, notify=notes.append)
+    extract_to_file(model, other, paths, out, workers=0, chunk_size=4, progress=False, notice=notes.append)
     assert any("discarding" in note for note in notes)
     assert load_features(out)[1].weights_sha256 == other["weights_sha256"]
 

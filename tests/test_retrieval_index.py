@@ -115,20 +115,20 @@ def test_saved_index_is_reused_then_rebuilt_when_features_change(tmp_path: Path)
     path = _save(tmp_path, _clustered())
     feats, meta = load_features(path)
     notes: list[str] = []
-    built = load_or_build_index(path, "ivf", notify=notes.append, progress=False)
+    built = load_or_build_index(path, "ivf", notice=notes.append, progress=False)
     assert built.kind == "ivf" and index_path(path).is_file()
     assert any("building" in n for n in notes)
     first_meta = read_index_meta(path)
 
     notes.clear()
-    again = load_or_build_index(path, "auto", notify=notes.append, nprobe=3)
+    again = load_or_build_index(path, "auto", notice=notes.append, nprobe=3)
     assert again.kind == "ivf" and again.params["nprobe"] == 3 and not notes  # loaded, not rebuilt
     assert read_index_meta(path) == first_meta
     np.testing.assert_array_equal(again.search(feats[:5], 5)[1], built.search(feats[:5], 5)[1])
 
     _save(tmp_path, _clustered(seed=5))  # the features change under the index
     new_feats, _ = load_features(path)
-    rebuilt = load_or_build_index(path, "auto", notify=notes.append, progress=False)
+    rebuilt = load_or_build_index(path, "auto", notice=notes.append, progress=False)
     assert any("other features" in n for n in notes)
     assert rebuilt.kind == "ivf"
     assert read_index_meta(path)["features_checksum"] != first_meta["features_checksum"]
@@ -143,7 +143,7 @@ def test_a_saved_index_is_replaced_only_when_asked(tmp_path: Path) -> None:
     save_index(build_index(feats, "hnsw", progress=False), path, meta)
     hnsw_meta = read_index_meta(path)
     notes: list[str] = []
-    ivf = load_or_build_index(path, "ivf", notify=notes.append, progress=False)
+    ivf = load_or_build_index(path, "ivf", notice=notes.append, progress=False)
     assert ivf.kind == "ivf" and read_index_meta(path) == hnsw_meta  # used, not saved
     assert any("for this search only" in n and "--rebuild-index" in n for n in notes)
     assert load_or_build_index(path, "auto").kind == "hnsw"

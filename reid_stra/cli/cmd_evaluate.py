@@ -1,4 +1,10 @@
-"""`reid-stra evaluate`: rank-1/5/10, mAP and mINP of a model (or of feature files) on a dataset."""
+"""`reid-stra evaluate`: rank-1/5/10, mAP and mINP of a model (or of feature files) on a dataset.
+
+The longest command (~490 lines, above the ~450 other modules keep to) because it has the most
+options and output forms (feature files or models, several models in one table, CMC plot, HTML
+report, saved features); the work itself is :mod:`reid_stra.retrieval.evaluation` and
+:mod:`reid_stra.metrics`.
+"""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def extract(
         precision=embedder.precision.name,
         chunk_size=chunk_size,
         ids=ids,
-        notify=info,
+        notice=info,
     )
     meta = summary.meta
     rate = summary.extracted / summary.seconds if summary.seconds > 0 else 0.0

@@ -142,7 +142,7 @@ def search(
             skip_bad=skip_bad,
             precision=chosen_precision(precision, device).name,
             ids=ids,
-            notify=info,
+            notice=info,
         )
         query_name = "the query images"
         for item in query_meta.skipped:
@@ -158,7 +158,7 @@ def search(
         ef_search=ef_search,
         query_name=query_name,
         rebuild_index=rebuild_index,
-        notify=info,
+        notice=info,
     )
     results = outcome.results
     if csv_out is not None:

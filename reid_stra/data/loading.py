@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from reid_stra.data.datasets import Sample
 from reid_stra.data.images import read_image
 from reid_stra.data.samplers import RandomIdentitySampler, ShuffleSampler
-from reid_stra.errors import ReidError
+from reid_stra.errors import ReidError, unknown_name_error
 
 SAMPLERS = ("identity", "random")
 
@@ -75,8 +77,6 @@ def build_train_loader(
     reproducible too.
     """
     if sampler not in SAMPLERS:
-        from reid_stra.errors import unknown_name_error
-
         raise unknown_name_error("sampler", sampler, SAMPLERS)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ReidError(f"--workers {workers!r}: expected 0 or a positive number of processes")
@@ -103,9 +103,6 @@ def build_train_loader(
 
 def _seed_worker(worker_id: int) -> None:
     """Give each worker's numpy/random its own stream derived from torch's per-worker seed."""
-    import random
-
-    import numpy as np
 
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)

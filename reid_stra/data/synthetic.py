@@ -12,10 +12,15 @@ on the order of generation.
 Layout (like Market-1501): ``bounding_box_train/`` (train ids), ``query/`` (one image per test
 id per camera), ``bounding_box_test/`` (the other test images, plus distractors ``0000_*`` and
 junk ``-1_*``). File names are ``PPPP_cCsS_FFFFFF_BB.jpg``.
+
+Longer than the ~450 lines other modules keep to: drawing a person is one deterministic procedure
+(its parts share the per-image random stream), and nothing else imports its pieces.
 """
 
 from __future__ import annotations
 
+import colorsys
+import json
 import math
 import os
 import shutil
@@ -133,7 +138,6 @@ def make_synthetic_dataset(
 
 def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
     """The parameters and per-split image counts of a synthetic dataset, or None if absent."""
-    import json
 
     path = Path(root) / MANIFEST_NAME
     try:
@@ -265,7 +269,6 @@ def _colour(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float
 
 
 def _hsv(hue: float, sat: float, val: float) -> tuple[int, int, int]:
-    import colorsys
 
     r, g, b = colorsys.hsv_to_rgb(hue % 1.0, min(max(sat, 0.0), 1.0), min(max(val, 0.0), 1.0))
     return int(r * 255), int(g * 255), int(b * 255)

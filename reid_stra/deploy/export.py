@@ -10,6 +10,7 @@ fields BoxMOT's ONNX backend reads plus ours (mean, std, embedding size, source 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,6 @@ def _onnx_bytes(wrapper: nn.Module, example: torch.Tensor, opset: int) -> bytes:
 
 
 def _torchscript_bytes(wrapper: nn.Module, example: torch.Tensor) -> bytes:
-    import io
 
     with torch.no_grad():
         traced = torch.jit.trace(wrapper, example, check_trace=False)

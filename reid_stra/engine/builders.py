@@ -3,18 +3,20 @@ groups and the layers the fixbase epochs train. Kept apart from the loop in ``tr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from reid_stra.data import load_dataset
+from reid_stra.data.loading import build_train_loader, reraise_worker_errors
+from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine.config import TrainConfig
 from reid_stra.engine.distributed import DistContext
 from reid_stra.errors import ReidError
+from reid_stra.models import build_model, load_weights
 from reid_stra.models.heads import HEAD_LAYERS
-
-Notice = Callable[[str], None]
+from reid_stra.utils.notice import Notice
 
 
 def new_layer_names(model: nn.Module) -> tuple[str, ...]:
@@ -52,7 +54,6 @@ def param_groups(model: nn.Module, criterion: nn.Module) -> list[dict[str, Any]]
 
 
 def load_train_dataset(config: TrainConfig):
-    from reid_stra.data import load_dataset
 
     dataset = load_dataset(config.data, config.root, **config.data_options)
     if not dataset.train:
@@ -69,9 +70,8 @@ def model_kwargs(config: TrainConfig) -> dict[str, Any]:
     return kwargs
 
 
-def build_train_model(config: TrainConfig, num_classes: int, *, fresh: bool, say: Notice) -> nn.Module:
+def build_train_model(config: TrainConfig, num_classes: int, *, fresh: bool, notice: Notice) -> nn.Module:
     """The model with ImageNet/file initialization on a fresh run (resumed runs load the checkpoint)."""
-    from reid_stra.models import build_model, load_weights
 
     pretrained = config.pretrained if fresh and config.pretrained.lower() != "none" else None
     try:
@@ -96,10 +96,10 @@ def build_train_model(config: TrainConfig, num_classes: int, *, fresh: bool, say
         ) from None
     pretrained_report = getattr(model, "pretrained_report", None)
     if pretrained is not None and pretrained_report is not None:
-        say(f"--pretrained: {pretrained_report.summary()}")
+        notice(f"--pretrained: {pretrained_report.summary()}")
     if fresh and config.weights:
         report = load_weights(model, config.weights)
-        say(f"initialized from {config.weights}: {_report_line(report)}")
+        notice(f"initialized from {config.weights}: {_report_line(report)}")
     return model
 
 
@@ -127,8 +127,6 @@ def metric_feature_dim(model: nn.Module) -> int:
 def build_loader(
     config: TrainConfig, dataset: Any, ctx: DistContext, per_rank_batch: int, device: torch.device
 ):
-    from reid_stra.data.loading import build_train_loader
-    from reid_stra.data.transforms import build_train_transform
 
     transform = build_train_transform(
         (config.height, config.width),
@@ -153,7 +151,6 @@ def build_loader(
 
 
 def reraise_worker_errors_in(loader):
-    from reid_stra.data.loading import reraise_worker_errors
 
     with reraise_worker_errors():
         yield from loader

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_torch_save
+from reid_stra.utils.notice import Notice, silent
 
 FORMAT = "reid-stra-train"
 FORMAT_VERSION = 1
@@ -111,7 +111,7 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def find_resume_checkpoint(
-    out_dir: str | os.PathLike, notice: Callable[[str], None] = lambda _msg: None, quarantine: bool = True
+    out_dir: str | os.PathLike, notice: Notice = silent, quarantine: bool = True
 ) -> tuple[Path, dict[str, Any]] | None:
     """The newest complete checkpoint in ``out_dir`` (``last.pth``, else ``prev.pth``), or None.
 

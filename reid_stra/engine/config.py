@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from reid_stra.engine.losses import LossWeights
+from reid_stra.engine.optim import OPTIMIZERS, SCHEDULES
 from reid_stra.errors import ReidError, suggest, unknown_name_error
 from reid_stra.utils.atomic import atomic_write_text
 from reid_stra.utils.precision import PRECISIONS
@@ -97,7 +100,6 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check values a run cannot start with; return self so calls chain."""
-        from reid_stra.engine.optim import OPTIMIZERS, SCHEDULES
 
         positive = ("height", "width", "batch_size", "epochs", "eval_batch_size", "num_instances")
         for key in positive:
@@ -226,8 +228,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
             data = tomllib.loads(text)
         else:
-            import yaml
-
             data = yaml.safe_load(text)
     except ImportError:
         raise ReidError(f"--config {path}: TOML needs Python 3.11+; write the file as YAML instead") from None
@@ -281,7 +281,6 @@ def save_config(config: TrainConfig, path: str | Path, recipe: str | None = None
 
     Every key is written, so the recipe line only records where the values came from.
     """
-    import yaml
 
     header = "# Resolved reid-stra training config; rerun with: reid-stra train --config this-file\n"
     values = ({"recipe": recipe} if recipe else {}) | config.to_dict()

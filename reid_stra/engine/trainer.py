@@ -10,21 +10,25 @@ What a run guarantees:
   same weights as an uninterrupted one (bit for bit on CPU);
 * under ``torchrun`` every process runs this same code on its share of each epoch's batches
   (DDP); only rank 0 writes files and prints.
+
+Planning (config, output folder, resume point) is :mod:`run_plan`; building the dataset, model
+and loader is :mod:`builders`; the log is :mod:`run_log`. Longer than the ~450 lines other
+modules keep to, because :class:`TrainingRun` is one state machine (phase, optimizer, schedule,
+random streams, DDP wrapping, checkpoints) whose parts must change together to keep resume
+bit-identical; split apart they would share that state through arguments.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from reid_stra.engine import checkpoint as ckpt
@@ -40,10 +44,6 @@ from reid_stra.engine.builders import (
     reraise_worker_errors_in,
 )
 from reid_stra.engine.config import (
-    TrainConfig,
-    config_from_dict,
-    load_config_file,
-    resolve_config_and_recipe,
     save_config,
 )
 from reid_stra.engine.distributed import (
@@ -56,96 +56,19 @@ from reid_stra.engine.distributed import (
 from reid_stra.engine.losses import LossWeights, ReidLoss
 from reid_stra.engine.optim import build_optimizer, build_scheduler
 from reid_stra.engine.run_log import epoch_line, read_metrics
+from reid_stra.engine.run_plan import CONFIG, FINAL, INDICES_DIR, METRICS, RUN_FILES, RunPlan, plan_run
 from reid_stra.errors import Interrupted, ReidError
+from reid_stra.models import save_weights
+from reid_stra.retrieval.evaluation import evaluate_model
 from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
 from reid_stra.utils.killpoint import kill_point
+from reid_stra.utils.notice import Notice, silent
 from reid_stra.utils.precision import resolve_precision
 from reid_stra.utils.progress import task_progress
 
-Notice = Callable[[str], None]
-METRICS = "metrics.jsonl"
-CONFIG = "config.yaml"
-FINAL = "model_final.pth"
-INDICES_DIR = "indices"
-# Files that mark a folder as holding a run; --overwrite removes exactly these.
-RUN_FILES = (ckpt.LAST, ckpt.PREV, ckpt.BEST, METRICS, CONFIG, FINAL)
-
-
-@dataclass
-class RunPlan:
-    """What :func:`plan_run` decided: the config to train with and where to resume from."""
-
-    config: TrainConfig
-    out_dir: Path
-    recipe: str | None
-    resume_path: Path | None = None
-    checkpoint: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-def plan_run(
-    out_dir: str | os.PathLike,
-    *,
-    recipe: str | None = None,
-    config_file: str | os.PathLike | None = None,
-    overrides: dict[str, Any] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> RunPlan:
-    """Resolve the config and check the output folder; nothing is written yet.
-
-    Fresh run: defaults < recipe < config file < overrides. Resumed run: the checkpoint's own
-    config < config file < overrides (so ``--epochs 120`` extends a run); ``--recipe`` is ignored.
-    ``resume=True`` with no checkpoint starts a fresh run (the same command works for the first
-    launch and every restart of a preemptible job).
-    """
-    out_dir = Path(out_dir)
-    overrides = dict(overrides or {})
-    if resume and overwrite:
-        raise ReidError("--resume and --overwrite: choose one (continue the run, or replace it)")
-    notes: list[str] = []
-    found = None
-    existing = [name for name in RUN_FILES if (out_dir / name).exists()]
-    if resume:
-        found = ckpt.find_resume_checkpoint(out_dir, notes.append, quarantine=_env_rank() == 0)
-        if found is None and set(existing) <= {CONFIG, METRICS}:
-            # Killed before its first checkpoint was complete: at most one epoch to lose, so the
-            # restart starts afresh.
-            existing = []
-        if found is None and existing:
-            raise ReidError(
-                f"--out {out_dir}: holds a run ({', '.join(existing)}) but no checkpoint to resume from; "
-                "use --overwrite to start again, or choose another --out"
-            )
-        if found is None:
-            notes.append(f"--resume: no checkpoint in {out_dir}; starting a fresh run")
-    if found is not None:
-        path, checkpoint = found
-        base = dict(checkpoint["config"])
-        if config_file:
-            file_values = dict(load_config_file(config_file))
-            file_values.pop("recipe", None)
-            base.update(file_values)
-        base.update(overrides)
-        config = config_from_dict(base, f"checkpoint {path}")
-        if recipe:
-            notes.append(f"--recipe {recipe}: ignored when resuming (the run keeps its saved config)")
-        notes.append(f"resuming from {path} (epoch {checkpoint['epoch']} of {config.epochs} done)")
-        plan = RunPlan(config, out_dir, checkpoint.get("recipe"), path, checkpoint, notes)
-    else:
-        if existing and not overwrite:
-            raise ReidError(
-                f"--out {out_dir}: already holds a run ({', '.join(existing)}); "
-                "pass --resume to continue it, --overwrite to replace it, or choose another --out"
-            )
-        config, recipe_name = resolve_config_and_recipe(recipe, config_file, overrides)
-        plan = RunPlan(config, out_dir, recipe_name, notes=notes)
-    plan.config.validate()
-    return plan
-
 
 def train(
-    plan: RunPlan, *, notice: Notice = lambda _msg: None, stop_after_epochs: int | None = None
+    plan: RunPlan, *, notice: Notice = silent, stop_after_epochs: int | None = None
 ) -> dict[str, Any]:
     """Run (or continue) training as planned; return a summary of the run.
 
@@ -154,13 +77,13 @@ def train(
     """
     ctx = init_distributed(plan.config.device)
     try:
-        say = notice if ctx.is_main else (lambda _msg: None)
+        notice = notice if ctx.is_main else silent
         for note in plan.notes:
-            say(note)
+            notice(note)
         if ctx.is_main:
             with exclusive_lock(plan.out_dir / ckpt.LAST):
-                return TrainingRun(plan, ctx, say).fit(stop_after_epochs)
-        return TrainingRun(plan, ctx, say).fit(stop_after_epochs)
+                return TrainingRun(plan, ctx, notice).fit(stop_after_epochs)
+        return TrainingRun(plan, ctx, notice).fit(stop_after_epochs)
     finally:
         cleanup_distributed()
 
@@ -198,8 +121,8 @@ class TrainingRun:
     times exactly the step training runs.
     """
 
-    def __init__(self, plan: RunPlan, ctx: DistContext, say: Notice) -> None:
-        self.plan, self.ctx, self.say = plan, ctx, say
+    def __init__(self, plan: RunPlan, ctx: DistContext, notice: Notice) -> None:
+        self.plan, self.ctx, self.notice = plan, ctx, notice
         self.config = config = plan.config
         self.out_dir = plan.out_dir
         self.device = ctx.device
@@ -211,7 +134,7 @@ class TrainingRun:
         _seed_everything(config.seed)  # identical model init on every rank
         self.dataset = load_train_dataset(config)
         self.model = build_train_model(
-            config, self.dataset.num_train_pids, fresh=plan.checkpoint is None, say=say
+            config, self.dataset.num_train_pids, fresh=plan.checkpoint is None, notice=notice
         )
         # channels-last: oneDNN's convolution kernels are much faster in it on CPU, cuDNN's under
         # mixed precision (BENCHMARKS.md, "Precision"); the weights' values are unchanged.
@@ -289,7 +212,7 @@ class TrainingRun:
         if len(rng) > self.ctx.rank and saved_world == self.ctx.world_size:
             ckpt.restore_rng_state(rng[self.ctx.rank])
         else:
-            self.say(
+            self.notice(
                 f"resuming with {self.ctx.world_size} process(es) instead of {saved_world}: "
                 "random augmentation will not repeat the interrupted run exactly"
             )
@@ -318,8 +241,8 @@ class TrainingRun:
         barrier(self.ctx)
         validation = bool(self.dataset.query and self.dataset.gallery) and config.eval_every > 0
         if config.eval_every > 0 and not validation:
-            self.say("no query/gallery split in this dataset: training without validation")
-        self.say(
+            self.notice("no query/gallery split in this dataset: training without validation")
+        self.notice(
             f"training {config.model} on {config.data} ({len(self.dataset.train)} images, "
             f"{self.dataset.num_train_pids} ids) for {config.epochs} epochs on {self.device}"
             + (f" x {self.ctx.world_size} processes" if self.ctx.enabled else "")
@@ -463,8 +386,6 @@ class TrainingRun:
         """Rank 0 evaluates on query/gallery (L2-normalized, Euclidean); the others wait."""
         result: dict[str, Any] = {}
         if self.ctx.is_main:
-            from reid_stra.retrieval.evaluation import evaluate_model
-
             self.model.eval()
             metrics = evaluate_model(
                 self.model,
@@ -497,7 +418,7 @@ class TrainingRun:
             ckpt.save_training_checkpoint(self.out_dir, state)
             if improved:
                 ckpt.save_best_checkpoint(self.out_dir, state)
-            self.say(epoch_line(record, self.config.epochs))
+            self.notice(epoch_line(record, self.config.epochs))
         barrier(self.ctx)
 
     def _state(self, epochs_done: int, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -523,7 +444,6 @@ class TrainingRun:
         }
 
     def _export_final(self) -> None:
-        from reid_stra.models import save_weights
 
         last = self.history[-1] if self.history else {}
         meta = {
@@ -585,7 +505,6 @@ def seed_loader_epoch(loader: Any, seed: int, epoch: int, rank: int) -> None:
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     """sha256 over named tensors, in name order: equal digests mean bit-identical tensors."""
-    import hashlib
 
     digest = hashlib.sha256()
     for name in sorted(tensors):
@@ -605,15 +524,10 @@ def _gather_rng(ctx: DistContext) -> list[dict[str, Any]]:
     state = ckpt.capture_rng_state()
     if not ctx.enabled:
         return [state]
-    import torch.distributed as dist
 
     gathered: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(gathered, state)
     return gathered
-
-
-def _env_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
 
 
 __all__ = [

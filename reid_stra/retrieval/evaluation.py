@@ -19,6 +19,7 @@ from reid_stra.metrics.distance import check_metric
 from reid_stra.metrics.evaluation import evaluate_features
 from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.extract import extract_features
+from reid_stra.retrieval.features import FeatureMeta, save_features
 
 
 def evaluate_model(
@@ -122,7 +123,6 @@ def save_split_features(
     """Write ``evaluate_model(..., keep_features=True)``'s features as ``query.npy`` and
     ``gallery.npy`` (with sidecars holding paths and ids) into ``out_dir``, so that re-ranking or
     query-expansion experiments reuse them: ``evaluate --query-features DIR/query.npy ...``."""
-    from reid_stra.retrieval.features import FeatureMeta, save_features
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

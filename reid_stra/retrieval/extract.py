@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 from torch.utils.data import DataLoader, Dataset
 
 from reid_stra.data.datasets import Sample
@@ -280,8 +281,6 @@ def _optimized_copy(model: nn.Module) -> tuple[nn.Module, bool]:
         return model, False
     with torch.no_grad():
         try:
-            from torch.fx.experimental.optimization import fuse
-
             runner = fuse(model)  # a copy with Conv+BN folded
         except Exception:  # noqa: BLE001 - untraceable models (data-dependent control flow) run as-is
             try:

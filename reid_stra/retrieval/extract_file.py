@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from reid_stra.retrieval.features import FeatureMeta, features_path, save_featur
 from reid_stra.retrieval.ids import IdSource
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
 from reid_stra.utils.killpoint import kill_point
+from reid_stra.utils.notice import Notice, silent
 
 PARTIAL_FORMAT = "reid-stra-partial-extraction"
 _MANIFEST = "manifest.json"
@@ -86,13 +87,13 @@ def extract_to_file(
     precision: str = "fp32",
     chunk_size: int | None = None,
     ids: IdSource | None = None,
-    notify: Callable[[str], None] | None = None,
+    notice: Notice | None = None,
 ) -> ExtractSummary:
     """Extract ``paths`` with ``model`` (described by ``load_model``'s ``info``) into ``out``.
 
     Work is saved in chunks of ``chunk_size`` images (default: ``batch_size``, so a stop keeps
     every finished batch); ``resume=True`` reuses the finished chunks of the same extraction."""
-    notify = notify or (lambda message: None)
+    notice = notice or silent
     out = features_path(out)
     chunk_size = check_extract_options(batch_size, workers, chunk_size)
     cfg = info["cfg"]
@@ -105,7 +106,7 @@ def extract_to_file(
     with exclusive_lock(out):
         partial = partial_dir(out)
         manifest = _manifest(paths, info, preprocess, chunk_size)
-        _prepare_partial(partial, manifest, resume, notify)
+        _prepare_partial(partial, manifest, resume, notice)
         chunks = [(start, min(start + chunk_size, len(paths))) for start in range(0, len(paths), chunk_size)]
         finished = {start for start, end in chunks if _chunk_ok(partial, start, end)}
         reused_failures = [f for start in sorted(finished) for f in _chunk_info(partial, start)["failures"]]
@@ -113,7 +114,7 @@ def extract_to_file(
             raise unreadable_error([tuple(f) for f in reused_failures])  # type: ignore[misc]
         reused = sum(end - start for start, end in chunks if start in finished)
         if reused:
-            notify(f"resuming: {reused} of {len(paths)} images already extracted in {partial}")
+            notice(f"resuming: {reused} of {len(paths)} images already extracted in {partial}")
         pending = [(start, end) for start, end in chunks if start not in finished]
         try:
             _extract_chunks(
@@ -135,7 +136,7 @@ def extract_to_file(
                 where = f"{kept} of {len(paths)} images' features are kept in {partial}"
                 if isinstance(exc, KeyboardInterrupt):
                     raise Interrupted(f"extraction stopped; {where}", resumable=True) from None
-                notify(f"{where}; rerun the same command with --resume to continue")
+                notice(f"{where}; rerun the same command with --resume to continue")
             else:  # nothing worth resuming: leave no half-made folder behind
                 shutil.rmtree(partial, ignore_errors=True)
                 if isinstance(exc, KeyboardInterrupt):
@@ -147,7 +148,7 @@ def extract_to_file(
         id_source = ids or IdSource()
         parsed = id_source.parse(kept_paths)
         if (line := parsed.summary(id_source.description)) is not None:
-            notify(line)
+            notice(line)
         meta = FeatureMeta.from_model_info(
             info,
             kept_paths,
@@ -286,7 +287,7 @@ _WHAT = {
 }
 
 
-def _prepare_partial(partial: Path, manifest: dict, resume: bool, notify: Callable[[str], None]) -> None:
+def _prepare_partial(partial: Path, manifest: dict, resume: bool, notice: Notice) -> None:
     """Keep a matching partial folder when resuming; otherwise start it afresh."""
     manifest_path = partial / _MANIFEST
     if partial.exists() and resume:
@@ -308,9 +309,9 @@ def _prepare_partial(partial: Path, manifest: dict, resume: bool, notify: Callab
             )
         return
     if partial.exists():
-        notify(f"discarding the unfinished extraction in {partial} (pass --resume to continue it instead)")
+        notice(f"discarding the unfinished extraction in {partial} (pass --resume to continue it instead)")
         shutil.rmtree(partial)
     elif resume:
-        notify("--resume: no unfinished extraction found; starting from the beginning")
+        notice("--resume: no unfinished extraction found; starting from the beginning")
     partial.mkdir(parents=True)
     atomic_write_json(manifest_path, manifest)

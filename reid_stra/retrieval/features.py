@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from reid_stra._version import __version__
+from reid_stra.data.images import is_image_file
 from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json
@@ -133,8 +134,6 @@ def features_path(path: str | os.PathLike, option: str | None = None, *, output:
     if path.suffix == ".json":
         return path.with_suffix(".npy")
     if path.suffix != ".npy":
-        from reid_stra.data.images import is_image_file
-
         named = f"{option} {path}" if option else str(path)
         if is_image_file(path.name) and not output:
             raise ReidError(

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reid_stra.data.datasets import parse_market_name
 from reid_stra.errors import ReidError
 
 _SHOW = 2  # example names in the "did not parse" line
@@ -76,8 +77,6 @@ class IdSource:
             return self.table.get(full, self.table.get(os.path.basename(full)))
         name = os.path.basename(path)
         if self.pattern is None:
-            from reid_stra.data.datasets import parse_market_name
-
             try:
                 return parse_market_name(name)
             except ReidError:

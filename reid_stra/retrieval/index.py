@@ -7,6 +7,10 @@ while the sidecar's features checksum still matches the features; otherwise it i
 Distances returned by :meth:`SearchIndex.search` are always "smaller is closer": ``1 - cosine``
 for the inner-product metric (the default for L2-normalized features) and the squared
 Euclidean distance for ``l2``.
+
+Longer than the ~450 lines other modules keep to: building, saving, loading, checking against the
+features and searching share the sidecar format and the index kinds' parameters, so they stay
+together; the neighbour search without a saved index is :mod:`reid_stra.metrics.neighbors`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from reid_stra.errors import ReidError, unknown_name_error
 from reid_stra.metrics.neighbors import configure_faiss_threads
 from reid_stra.retrieval.features import FeatureMeta, features_path, load_features
 from reid_stra.utils.atomic import atomic_write_json, atomic_write_with
+from reid_stra.utils.notice import Notice, silent
 from reid_stra.utils.progress import task_progress
 
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
@@ -373,7 +378,7 @@ def load_or_build_index(
     rebuild: bool = False,
     progress: bool = True,
     kind_option: str = "--kind",
-    notify: Callable[[str], None] | None = None,
+    notice: Notice | None = None,
 ) -> SearchIndex:
     """The index to search ``features_file`` with.
 
@@ -383,7 +388,7 @@ def load_or_build_index(
     it. A current saved index of another kind or build is never replaced unless ``rebuild``: the
     one built is then used for this search only. A stale saved index is rebuilt with a notice.
     """
-    notify = notify or (lambda message: None)
+    notice = notice or silent
     if kind != "auto" and kind not in INDEX_KINDS:
         raise unknown_name_error("index kind", kind, ("auto", *INDEX_KINDS))
     if features is None or meta is None:
@@ -399,7 +404,7 @@ def load_or_build_index(
                 features_file, saved, features, nprobe=nprobe, ef_search=ef_search, rerank=rerank
             )
     elif saved is not None:
-        notify(f"{index_path(features_file)} was built for other features; rebuilding it")
+        notice(f"{index_path(features_file)} was built for other features; rebuilding it")
     keep_saved = current and not rebuild  # a user's current index is replaced only when asked
     if saved is not None and kind == "auto" and not keep_saved:
         # rebuild the same kind of index with the same build options
@@ -409,13 +414,13 @@ def load_or_build_index(
     if kind in ("auto", "flat"):
         return exact_index(features, metric)
     if keep_saved:
-        notify(
+        notice(
             f"building an index of kind {kind} over {meta.count} vectors for this search only: the "
             f"saved {saved['kind']} index {index_path(features_file)} is kept (--rebuild-index replaces it)"
         )
     else:
         target = index_path(features_file)
-        notify(f"building an index of kind {kind} over {meta.count} vectors (saved to {target} for reuse)")
+        notice(f"building an index of kind {kind} over {meta.count} vectors (saved to {target} for reuse)")
     built = build_index(
         features,
         kind,

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from reid_stra.data.images import is_image_file
+from reid_stra.data.images import IMAGE_EXTENSIONS, is_image_file
 from reid_stra.errors import ReidError
 
 _GLOB_CHARS = set("*?[")
@@ -99,6 +99,5 @@ def _read_path_list(list_file: Path, option: str) -> list[str]:
 
 
 def _extensions() -> list[str]:
-    from reid_stra.data.images import IMAGE_EXTENSIONS
 
     return list(IMAGE_EXTENSIONS)

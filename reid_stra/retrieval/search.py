@@ -8,17 +8,21 @@ error, because distances between features of two different models are meaningles
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reid_stra.errors import ReidError
+from reid_stra.errors import ReidError, unknown_name_error
+from reid_stra.models import load_model
+from reid_stra.retrieval.extract import Preprocess, extract
 from reid_stra.retrieval.features import FeatureMeta, check_compatible, features_path, load_features
 from reid_stra.retrieval.ids import IdSource
-from reid_stra.retrieval.index import SearchIndex, load_or_build_index
+from reid_stra.retrieval.index import INDEX_KINDS, SearchIndex, load_or_build_index, resolve_params
+from reid_stra.retrieval.inputs import expand_inputs
+from reid_stra.utils.notice import Notice, silent
 
 
 @dataclass
@@ -47,8 +51,6 @@ def check_search_request(
 ) -> None:
     """Refuse a search that cannot run before any query is embedded (a bad --top-k, --index,
     --nprobe, --ef-search, or an index kind the gallery is too small for)."""
-    from reid_stra.errors import unknown_name_error
-    from reid_stra.retrieval.index import INDEX_KINDS, resolve_params
 
     if top_k < 1:
         raise ReidError(f"--top-k {top_k}: must be at least 1")
@@ -85,15 +87,12 @@ def extract_query_features(
     progress: bool = True,
     precision: str = "fp32",
     ids: IdSource | None = None,
-    notify: Callable[[str], None] | None = None,
+    notice: Notice | None = None,
 ) -> tuple[np.ndarray, FeatureMeta]:
     """Embed the query images the way the gallery was embedded; returns ``(features, meta)``.
 
     ``precision`` (resolved) may differ from the gallery's: bf16 and fp32 features of one model
     live in the same space (their measured cosine: BENCHMARKS.md "Precision")."""
-    from reid_stra.models import load_model
-    from reid_stra.retrieval.extract import Preprocess, extract
-    from reid_stra.retrieval.inputs import expand_inputs
 
     if model is not None and gallery_meta.model is not None and model != gallery_meta.model:
         raise ReidError(
@@ -136,8 +135,8 @@ def extract_query_features(
     kept = [paths[i] for i in result.kept]
     id_source = ids or IdSource()
     parsed = id_source.parse(kept)
-    if notify is not None and (line := parsed.summary(id_source.description)) is not None:
-        notify(line)
+    if notice is not None and (line := parsed.summary(id_source.description)) is not None:
+        notice(line)
     meta = FeatureMeta.from_model_info(
         info,
         kept,
@@ -166,18 +165,18 @@ def search_gallery(
     query_name: str = "query features",
     rebuild_index: bool = False,
     progress: bool = True,
-    notify: Callable[[str], None] | None = None,
+    notice: Notice | None = None,
 ) -> SearchOutcome:
     """Top-``top_k`` gallery matches of every query row (closest first), and which index answered.
 
     A saved index of another kind is used or replaced only as ``load_or_build_index`` says."""
-    notify = notify or (lambda message: None)
+    notice = notice or silent
     gallery_file = features_path(gallery_file)
     gallery_features, gallery_meta = gallery or load_features(gallery_file)
     check_compatible(query_meta, gallery_meta, query_name, str(gallery_file))
     check_search_request(gallery_meta, top_k=top_k, index=index, nprobe=nprobe, ef_search=ef_search)
     if top_k > gallery_meta.count:
-        notify(f"--top-k {top_k}: the gallery has only {gallery_meta.count} images; showing all of them")
+        notice(f"--top-k {top_k}: the gallery has only {gallery_meta.count} images; showing all of them")
         top_k = gallery_meta.count
     searcher: SearchIndex = load_or_build_index(
         gallery_file,
@@ -189,7 +188,7 @@ def search_gallery(
         rebuild=rebuild_index,
         progress=progress,
         kind_option="--index",
-        notify=notify,
+        notice=notice,
     )
     distances, indices = searcher.search(query_features, top_k)
     results = []

@@ -15,8 +15,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from reid_stra.data.transforms import build_eval_transform
 from reid_stra.errors import ReidError
+from reid_stra.models import capture_mode_maps, mode_blocks
 from reid_stra.utils.atomic import atomic_write_with
+from reid_stra.utils.precision import Precision
 from reid_stra.viz.colormap import apply_colormap
 
 _GAP = 8
@@ -186,9 +189,6 @@ def compute_mode_maps(
     precision: str = "fp32",
 ) -> dict[str, np.ndarray]:
     """Run ``model`` on ``crops`` and return each StRA block's pooling weights, (N, G, h, w) per block."""
-    from reid_stra.data.transforms import build_eval_transform
-    from reid_stra.errors import ReidError
-    from reid_stra.models import capture_mode_maps, mode_blocks
 
     if not mode_blocks(model):
         raise ReidError(
@@ -197,7 +197,6 @@ def compute_mode_maps(
     transform = build_eval_transform(input_size, mean, std)
     batch = torch.stack([transform(crop) for crop in crops]).to(device)
     model.eval()
-    from reid_stra.utils.precision import Precision
 
     with (
         torch.inference_mode(),
