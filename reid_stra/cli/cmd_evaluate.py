@@ -114,21 +114,12 @@ def evaluate(
     as_json: JsonOutput = False,
 ) -> None:
     """Evaluate re-ID accuracy (rank-1/5/10, mAP, mINP) on a dataset's query/gallery split."""
+    params = dict(locals())  # first: the options as given, by name
+    from reid_stra.metrics.evaluation import SETTINGS
     from reid_stra.utils.device import resolve_device
 
-    options = {
-        "metric": metric,
-        "normalize": normalize,
-        "rerank": rerank,
-        "k1": k1,
-        "k2": k2,
-        "lambda_value": lambda_value,
-        "qe": qe,
-        "qe_k": qe_k,
-        "qe_alpha": qe_alpha,
-        "max_rank": max_rank,
-        "mode": mode,
-    }
+    # The protocol settings go to evaluate_features under their own names (declared once, above).
+    options = {key: params[key] for key in (*SETTINGS, "max_rank", "mode")}
     _check_options(options)
     for option, target, suffixes in (
         ("--cmc-plot", cmc_plot, (".png",)),
@@ -313,22 +304,16 @@ _WORST_QUERIES = 8
 
 def _check_options(options: dict[str, Any]) -> None:
     """Fail on bad option values before any slow work (loading a model, reading images)."""
-    from reid_stra.metrics.distance import check_metric
-    from reid_stra.metrics.query_expansion import check_qe_params
+    from reid_stra.metrics.evaluation import SETTINGS, check_settings
     from reid_stra.metrics.rank import MODES
-    from reid_stra.metrics.rerank import check_rerank_params
 
-    check_metric(options["metric"])
+    check_settings(**{key: options[key] for key in SETTINGS if key != "normalize"})
     if options["mode"] not in MODES:
         from reid_stra.errors import unknown_name_error
 
         raise unknown_name_error("--mode", options["mode"], MODES)
     if options["max_rank"] < 1:
         raise ReidError(f"--max-rank {options['max_rank']}: must be at least 1 (e.g. 50)")
-    if options["rerank"]:
-        check_rerank_params(options["k1"], options["k2"], options["lambda_value"])
-    if options["qe"]:
-        check_qe_params(options["qe_k"], options["qe_alpha"])
 
 
 def _load_split(data: str | None, root: Path | None, data_opt: list[str]):
@@ -458,13 +443,11 @@ class _Sample(NamedTuple):
 
 
 def _summary(result: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    from reid_stra.metrics.evaluation import SETTINGS
+
     keys = ("mode", "rank1", "rank5", "rank10", "mAP", "mINP", "num_queries", "num_valid", "num_invalid")
     summary = {key: result[key] for key in keys}
-    summary["settings"] = {
-        key: result[key]
-        for key in ("metric", "normalize", "rerank", "k1", "k2", "lambda_value", "qe", "qe_k", "qe_alpha")
-        if key in result
-    }
+    summary["settings"] = {key: result[key] for key in SETTINGS if key in result}
     summary["source"] = source
     summary["max_rank"] = result["max_rank"]
     summary["cmc"] = [float(v) for v in result["cmc"]]

@@ -67,9 +67,7 @@ from reid_stra.utils.precision import resolve_precision
 from reid_stra.utils.progress import task_progress
 
 
-def train(
-    plan: RunPlan, *, notice: Notice = silent, stop_after_epochs: int | None = None
-) -> dict[str, Any]:
+def train(plan: RunPlan, *, notice: Notice = silent, stop_after_epochs: int | None = None) -> dict[str, Any]:
     """Run (or continue) training as planned; return a summary of the run.
 
     ``stop_after_epochs`` ends this call after that many epochs, like a kill between epochs

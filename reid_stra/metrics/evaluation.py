@@ -22,6 +22,21 @@ from reid_stra.metrics.rerank import check_rerank_params, k_reciprocal_distance_
 from reid_stra.utils.device import resolve_device
 from reid_stra.utils.progress import task_progress
 
+# The protocol settings of an evaluation, by evaluate_features' parameter names: what a command
+# passes through, checks up front and reports (one list for all of them).
+SETTINGS = ("metric", "normalize", "rerank", "k1", "k2", "lambda_value", "qe", "qe_k", "qe_alpha")
+
+
+def check_settings(
+    metric: str, rerank: bool, k1: int, k2: int, lambda_value: float, qe: bool, qe_k: int, qe_alpha: float
+) -> None:
+    """Fail on bad settings before any work; the re-ranking and QE values only count when enabled."""
+    check_metric(metric)
+    if rerank:
+        check_rerank_params(k1, k2, lambda_value)
+    if qe:
+        check_qe_params(qe_k, qe_alpha)
+
 
 def evaluate_features(
     qf: Any,
@@ -53,11 +68,7 @@ def evaluate_features(
     alpha-query expansion (qe_k, qe_alpha), both from FAISS neighbour lists. ``chunk_size`` is
     the number of query rows whose distances exist at once (default: about 32 MB of them).
     """
-    check_metric(metric)
-    if rerank:
-        check_rerank_params(k1, k2, lambda_value)
-    if qe:
-        check_qe_params(qe_k, qe_alpha)
+    check_settings(metric, rerank, k1, k2, lambda_value, qe, qe_k, qe_alpha)
     if chunk_size is not None and chunk_size < 1:
         raise ReidError(f"chunk_size {chunk_size}: must be at least 1")
     device = resolve_device(device) if isinstance(device, str) else device
