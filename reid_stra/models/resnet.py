@@ -10,6 +10,7 @@ spec §5 (Market-1501, mAP / rank-1 in per cent).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
@@ -163,87 +164,63 @@ def stra_resnet50(
     )
 
 
-@register_model(
+def _layer4_modes(
+    conv2: Callable[[int, int], nn.Module],
+    num_classes: int = 0,
+    neck: str = "fc",
+    embedding_dim: int = 512,
+    modes: int = 8,
+) -> ReidResNet:
+    """An ablation: ``conv2(channels, modes)`` replaces each of layer4's 3x3 convs."""
+    return ReidResNet(
+        **_head_kwargs(num_classes, neck, embedding_dim), layer4_conv2=lambda c: conv2(c, modes)
+    )
+
+
+def _layer4_heads(
+    conv2: Callable[[int, int], nn.Module],
+    num_classes: int = 0,
+    neck: str = "fc",
+    embedding_dim: int = 512,
+    heads: int = 8,
+) -> ReidResNet:
+    """A SASA ablation: ``conv2(channels, heads)`` replaces each of layer4's 3x3 convs."""
+    return ReidResNet(
+        **_head_kwargs(num_classes, neck, embedding_dim), layer4_conv2=lambda c: conv2(c, heads)
+    )
+
+
+# The ablations of the paper's Table 2 as variant entry points (a name, a layer, the paper's row).
+local_resnet50 = register_model(
     "local_resnet50",
     description="Ablation: Local Attention only in layer4 (no Mode Attention)",
     paper={"mAP": 79.9, "rank1": 92.3},
-)
-def local_resnet50(
-    num_classes: int = 0, neck: str = "fc", embedding_dim: int = 512, modes: int = 8
-) -> ReidResNet:
-    return ReidResNet(
-        **_head_kwargs(num_classes, neck, embedding_dim),
-        layer4_conv2=lambda c: LocalAttention(c, c, modes=modes),
-    )
-
-
-@register_model(
+)(partial(_layer4_modes, lambda c, modes: LocalAttention(c, c, modes=modes)))
+stra_resnet50_nointer = register_model(
     "stra_resnet50_nointer",
     description="Ablation: Local + Mode Attention without mode interaction (stops after phase 1)",
     paper={"mAP": 83.3, "rank1": 93.4},
-)
-def stra_resnet50_nointer(
-    num_classes: int = 0, neck: str = "fc", embedding_dim: int = 512, modes: int = 8
-) -> ReidResNet:
-    return ReidResNet(
-        **_head_kwargs(num_classes, neck, embedding_dim),
-        layer4_conv2=lambda c: StRA(c, c, modes=modes, interaction=False),
-    )
-
-
-@register_model(
+)(partial(_layer4_modes, lambda c, modes: StRA(c, c, modes=modes, interaction=False)))
+conv_mode_resnet50 = register_model(
     "conv_mode_resnet50",
     description="Ablation: Mode Attention after layer4's 3x3 convs",
     paper={"params_m": 24.6, "gflops": 4.06, "mAP": 82.1, "rank1": 93.2},
-)
-def conv_mode_resnet50(
-    num_classes: int = 0, neck: str = "fc", embedding_dim: int = 512, modes: int = 8
-) -> ReidResNet:
-    return ReidResNet(
-        **_head_kwargs(num_classes, neck, embedding_dim),
-        layer4_conv2=lambda c: ConvWithModeAttention(c, c, modes=modes),
-    )
-
-
-@register_model(
+)(partial(_layer4_modes, lambda c, modes: ConvWithModeAttention(c, c, modes=modes)))
+gconv_mode_resnet50 = register_model(
     "gconv_mode_resnet50",
     description="Ablation: Mode Attention after 3x3 group convs (8 groups) in layer4",
     paper={"params_m": 18.4, "gflops": 3.26, "mAP": 82.8, "rank1": 93.3},
-)
-def gconv_mode_resnet50(
-    num_classes: int = 0, neck: str = "fc", embedding_dim: int = 512, modes: int = 8
-) -> ReidResNet:
-    return ReidResNet(
-        **_head_kwargs(num_classes, neck, embedding_dim),
-        layer4_conv2=lambda c: ConvWithModeAttention(c, c, groups=8, modes=modes),
-    )
-
-
-@register_model(
+)(partial(_layer4_modes, lambda c, modes: ConvWithModeAttention(c, c, groups=8, modes=modes)))
+sasa_mode_resnet50 = register_model(
     "sasa_mode_resnet50",
     description="Ablation: Mode Attention after SASA (local self-attention) in layer4",
     paper={"params_m": 17.8, "gflops": 3.19, "mAP": 83.0, "rank1": 93.6},
-)
-def sasa_mode_resnet50(
-    num_classes: int = 0, neck: str = "fc", embedding_dim: int = 512, heads: int = 8
-) -> ReidResNet:
-    return ReidResNet(
-        **_head_kwargs(num_classes, neck, embedding_dim),
-        layer4_conv2=lambda c: SASAWithModeAttention(c, c, heads=heads),
-    )
-
-
-@register_model(
+)(partial(_layer4_heads, lambda c, heads: SASAWithModeAttention(c, c, heads=heads)))
+sasa_resnet50 = register_model(
     "sasa_resnet50",
     description="Baseline: SASA (stand-alone local self-attention, 3x3 window) replaces layer4's 3x3 convs",
     paper={"params_m": 17.8, "gflops": 3.19, "mAP": 79.5, "rank1": 92.3},
-)
-def sasa_resnet50(
-    num_classes: int = 0, neck: str = "fc", embedding_dim: int = 512, heads: int = 8
-) -> ReidResNet:
-    return ReidResNet(
-        **_head_kwargs(num_classes, neck, embedding_dim), layer4_conv2=lambda c: SASA(c, c, heads=heads)
-    )
+)(partial(_layer4_heads, lambda c, heads: SASA(c, c, heads=heads)))
 
 
 @register_model(
