@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import typer
 
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")]
 Workers = Annotated[
-    int, typer.Option("--workers", min=0, help="Processes decoding images in parallel (0: in this process).")
+    int, typer.Option("--workers", help="Processes decoding images in parallel (0: in this process).")
 ]
 DatasetRoot = Annotated[
     Path | None, typer.Option("--root", show_default="none", help="Folder holding the dataset.")

@@ -35,4 +35,8 @@ def kill_point(stage: str, name: str = "") -> None:
     if _passes[spec] == int(count or 1):
         sys.stderr.write(f"{KILL_MARK} {stage}:{name} #{_passes[spec]} ({KILL_ENV}={spec})\n")
         sys.stderr.flush()
-        os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get(SIGNAL_ENV, "KILL")))
+        # raise_signal, not os.kill: the signal arrives in this thread before the call returns and
+        # its Python handler runs right here, so a Ctrl-C lands at this point on a loaded machine
+        # too (os.kill left it to the next bytecode check, which could fall inside a destructor,
+        # where a KeyboardInterrupt is swallowed and the run went on to exit 0).
+        signal.raise_signal(getattr(signal, "SIG" + os.environ.get(SIGNAL_ENV, "KILL")))
