@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +19,23 @@ LAUNCHER = [sys.executable, "-c", "from reid_stra.cli.app import main; main()"]
 ENV = os.environ | {"REID_STRA_NO_PROGRESS": "1"}
 
 
+def _ctrl_c_reaches_the_child() -> None:
+    """A suite started in the background (``nohup make test &``) has SIGINT ignored, and Python
+    keeps an inherited SIG_IGN: restore the disposition a foreground terminal gives, so Ctrl-C
+    (SIGINT) means in the child what it means for a user."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _extract(synthetic_root: Path, out: Path, *extra: str, stop: dict[str, str] | None = None):
     args = ["extract", str(synthetic_root / "bounding_box_test"), "-o", str(out), "--batch-size", "4",
             "--workers", "0", "--device", "cpu", "--height", "64", "--width", "32", *extra]  # fmt: skip
     return subprocess.run(
-        LAUNCHER + args, env=ENV | (stop or {}), capture_output=True, text=True, timeout=600
+        LAUNCHER + args,
+        env=ENV | (stop or {}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=_ctrl_c_reaches_the_child,
     )
 
 
