@@ -8,10 +8,9 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
+from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.errors import ReidError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchreid's colour jitter strength (brightness, contrast, saturation, hue).
 COLOR_JITTER = (0.2, 0.15, 0.0, 0.0)
 

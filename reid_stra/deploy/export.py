@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from reid_stra._version import __version__
-from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_write_json, atomic_write_with
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 DEFAULT_INPUT_SIZE = (256, 128)
 

@@ -22,8 +22,9 @@ from torch.fx.experimental.optimization import fuse
 from torch.utils.data import DataLoader, Dataset
 
 from reid_stra.data.datasets import Sample
+from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.data.loading import ImageDataset
-from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_eval_transform
+from reid_stra.data.transforms import build_eval_transform
 from reid_stra.errors import ReidError
 from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.utils.device import resolve_device

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from reid_stra._version import __version__
+from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.data.images import is_image_file
-from reid_stra.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json
 

@@ -16,12 +16,9 @@ from typing import Any
 import numpy as np
 
 from reid_stra.errors import ReidError, unknown_name_error
-from reid_stra.models import load_model
-from reid_stra.retrieval.extract import Preprocess, extract
 from reid_stra.retrieval.features import FeatureMeta, check_compatible, features_path, load_features
 from reid_stra.retrieval.ids import IdSource
 from reid_stra.retrieval.index import INDEX_KINDS, SearchIndex, load_or_build_index, resolve_params
-from reid_stra.retrieval.inputs import expand_inputs
 from reid_stra.utils.notice import Notice, silent
 
 
@@ -93,6 +90,10 @@ def extract_query_features(
 
     ``precision`` (resolved) may differ from the gallery's: bf16 and fp32 features of one model
     live in the same space (their measured cosine: BENCHMARKS.md "Precision")."""
+    # Lazy: searching with query feature files never loads a model or torchvision.
+    from reid_stra.models import load_model
+    from reid_stra.retrieval.extract import Preprocess, extract
+    from reid_stra.retrieval.inputs import expand_inputs
 
     if model is not None and gallery_meta.model is not None and model != gallery_meta.model:
         raise ReidError(

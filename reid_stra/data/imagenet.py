@@ -1,0 +1,8 @@
+"""ImageNet's channel mean and std: the normalization every shipped model expects.
+
+Kept apart from :mod:`transforms` (torch, torchvision) so that reading a feature file's sidecar
+does not import torch.
+"""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
