@@ -256,3 +256,21 @@ def test_mAP_rises_well_above_the_untrained_model(shared_dir: Path, tmp_path: Pa
     """ImageNet-initialized MobileNetV2 (the paper's recipe) learns the synthetic identities."""
     before, after = map_before_and_after_training(shared_dir, tmp_path)
     assert after > before + 0.25 and after > 0.45, (before, after)
+
+
+def test_a_run_validated_on_held_out_ids_tests_once_at_the_end(synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    summary = train(
+        plan_run(out, overrides=_overrides(synthetic_root, epochs=2, fixbase_epochs=0, val_ids=3))
+    )
+    # 8 training ids, 3 held out: the classifier has 5 classes.
+    classifier = [v for k, v in _weights(out).items() if k.endswith("classifier.weight")]
+    assert [w.shape[0] for w in classifier] == [5]
+    assert all("mAP" in record for record in _metrics(out))  # validation every epoch, on the holdout
+    test = json.loads((out / "test.json").read_text())
+    assert summary["test"] == test and 0.0 <= test["mAP"] <= 1.0 and "rank1" in test
+    # Without a holdout there is no separate test evaluation.
+    plain = train(
+        plan_run(tmp_path / "plain", overrides=_overrides(synthetic_root, epochs=1, fixbase_epochs=0))
+    )
+    assert plain["test"] is None and not (tmp_path / "plain" / "test.json").exists()

@@ -116,6 +116,13 @@ def train(
         "--eval-every",
         help="Validate on query/gallery every N epochs and after the last; 0 never (default: 10).",
     ),
+    val_ids: int | None = typer.Option(
+        None,
+        "--val-ids",
+        help="Validate on N training ids held out from training (the same ids for every run); the "
+        "dataset's query/gallery are then the test, evaluated once after the last epoch (default: 0, "
+        "validate on query/gallery).",
+    ),
     device: Device = None,
     workers: int | None = typer.Option(None, "--workers", help="Data-loading processes (default: 4)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed; same seed, same run (default: 1)."),
@@ -175,6 +182,7 @@ def train(
         f"outputs in {summary['out']}: config.yaml, metrics.jsonl, last.pth"
         + (", best.pth" if summary["best_checkpoint"] else "")
         + (", model_final.pth" if summary["model_final"] else "")
+        + (", test.json" if summary["test"] else "")
     )
 
 

@@ -88,6 +88,9 @@ class TrainConfig:
     adam_beta2: float = 0.999  # torchreid uses 0.99
     # Run
     eval_every: int = 10  # validate every N epochs and after the last one; 0 never
+    # Validate on this many training ids held out (data/datasets/holdout.py) instead of the
+    # dataset's query/gallery, which are then evaluated once, after the last epoch; 0: no holdout
+    val_ids: int = 0
     eval_batch_size: int = 64
     seed: int = 1
     device: str = "auto"
@@ -105,7 +108,7 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ReidError(f"{option_name(key)} {getattr(self, key)}: must be >= 1")
-        for key in ("workers", "warmup_epochs", "fixbase_epochs", "eval_every", "step_size"):
+        for key in ("workers", "warmup_epochs", "fixbase_epochs", "eval_every", "step_size", "val_ids"):
             if getattr(self, key) < 0:
                 raise ReidError(f"{option_name(key)} {getattr(self, key)}: must be >= 0")
         if not self.root:

@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from reid_stra.data.datasets.holdout import hold_out_ids
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.builders import (
     build_loader,
@@ -56,7 +57,7 @@ from reid_stra.engine.distributed import (
 from reid_stra.engine.losses import LossWeights, ReidLoss
 from reid_stra.engine.optim import build_optimizer, build_scheduler
 from reid_stra.engine.run_log import epoch_line, read_metrics
-from reid_stra.engine.run_plan import CONFIG, FINAL, INDICES_DIR, METRICS, RUN_FILES, RunPlan, plan_run
+from reid_stra.engine.run_plan import CONFIG, FINAL, INDICES_DIR, METRICS, RUN_FILES, TEST, RunPlan, plan_run
 from reid_stra.errors import Interrupted, ReidError
 from reid_stra.models import save_weights
 from reid_stra.retrieval.evaluation import evaluate_model
@@ -131,6 +132,14 @@ class TrainingRun:
         self.per_rank_batch = config.batch_size // ctx.world_size
         _seed_everything(config.seed)  # identical model init on every rank
         self.dataset = load_train_dataset(config)
+        # Validation ranks held-out training ids (the dataset's query/gallery are then the test,
+        # evaluated once after the last epoch) or, without a holdout, the dataset's query/gallery.
+        self.val_split = (self.dataset.query, self.dataset.gallery)
+        self.test_split: tuple[list, list] | None = None
+        if config.val_ids:
+            self.dataset, holdout = hold_out_ids(self.dataset, config.val_ids)
+            self.val_split = (holdout.query, holdout.gallery)
+            self.test_split = (self.dataset.query, self.dataset.gallery)
         self.model = build_train_model(
             config, self.dataset.num_train_pids, fresh=plan.checkpoint is None, notice=notice
         )
@@ -237,9 +246,14 @@ class TrainingRun:
         if self.ctx.is_main:
             self._prepare_out_dir()
         barrier(self.ctx)
-        validation = bool(self.dataset.query and self.dataset.gallery) and config.eval_every > 0
+        validation = all(self.val_split) and config.eval_every > 0
         if config.eval_every > 0 and not validation:
             self.notice("no query/gallery split in this dataset: training without validation")
+        if config.val_ids:
+            self.notice(
+                f"validating on {config.val_ids} held-out training ids ({len(self.val_split[0])} query, "
+                f"{len(self.val_split[1])} gallery images); the test split is evaluated after the last epoch"
+            )
         self.notice(
             f"training {config.model} on {config.data} ({len(self.dataset.train)} images, "
             f"{self.dataset.num_train_pids} ids) for {config.epochs} epochs on {self.device}"
@@ -261,10 +275,11 @@ class TrainingRun:
             self._end_epoch(epoch, record)  # an interrupt here: the checkpoint write is atomic
             epochs_run += 1
         finished = self.start_epoch + epochs_run >= config.epochs
+        test = self._test() if finished and self.test_split and all(self.test_split) else None
         if finished and self.ctx.is_main:
             self._export_final()
         barrier(self.ctx)
-        return self._summary(finished)
+        return {**self._summary(finished), "test": test}
 
     def _interrupted(self, epoch: int) -> Interrupted:
         """What a stop during ``epoch`` keeps: the checkpoint of the epochs before it."""
@@ -380,15 +395,27 @@ class TrainingRun:
         total = len(self.loader) * self.per_rank_batch * self.ctx.world_size
         return task_progress(title, total=total, unit="img", show=self.ctx.is_main)
 
-    def _validate(self) -> dict[str, Any]:
-        """Rank 0 evaluates on query/gallery (L2-normalized, Euclidean); the others wait."""
+    def _test(self) -> dict[str, Any]:
+        """The dataset's query/gallery, once, after a run validated on held-out ids (``test.json``)."""
+        result = self._validate(self.test_split)
+        if self.ctx.is_main:
+            atomic_write_text(self.out_dir / TEST, json.dumps(result, indent=2) + "\n")
+            self.notice(
+                f"test (the dataset's query/gallery, once): mAP {result['mAP']:.4f}, "
+                f"rank-1 {result['rank1']:.4f}"
+            )
+        return result
+
+    def _validate(self, split: tuple[list, list] | None = None) -> dict[str, Any]:
+        """Rank 0 evaluates on ``split`` (default: validation; L2-normalized, Euclidean); the others wait."""
+        query, gallery = split or self.val_split
         result: dict[str, Any] = {}
         if self.ctx.is_main:
             self.model.eval()
             metrics = evaluate_model(
                 self.model,
-                self.dataset.query,
-                self.dataset.gallery,
+                query,
+                gallery,
                 device=self.device,
                 batch_size=self.config.eval_batch_size,
                 workers=self.config.workers,

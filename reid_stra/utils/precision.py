@@ -13,6 +13,7 @@ bf16`` is always the explicit choice where the CPU has bf16 units.
 from __future__ import annotations
 
 import contextlib
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,15 +46,25 @@ class Precision:
         return f"precision {self.name}: {self.reason}"
 
 
-def _cpu_flags() -> set[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (an empty set where there is none)."""
+def _cpuinfo_field(key: str) -> str | None:
+    """The first ``key`` line of ``/proc/cpuinfo`` (None where there is none, e.g. not Linux)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags (an empty set where /proc/cpuinfo has none)."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name, for benchmark reports (BENCHMARKS.md names the CPU of every number)."""
+    return _cpuinfo_field("model name") or platform.processor() or "unknown"
 
 
 def cpu_bf16_units() -> str | None:
