@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from reid_stra.models import build_model
 from reid_stra.retrieval.extract import extract_features
 from reid_stra.retrieval.inputs import expand_inputs
 from reid_stra.utils.device import resolve_device
+from reid_stra.utils.precision import cpu_model_name
 
 SHARED_MARKET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Market-1501-mini"
 SIZE = (256, 128)
@@ -132,7 +132,7 @@ def _images(root: str | None, scratch: Path, limit: int) -> tuple[list[str], str
 
 def _machine(device: torch.device) -> dict[str, Any]:
     info = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model_name(),
         "cores": len(os.sched_getaffinity(0)),
         "torch_threads": torch.get_num_threads(),
         "load_average": [round(v, 2) for v in os.getloadavg()],

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import tempfile
 import time
@@ -31,6 +30,7 @@ import faiss
 import numpy as np
 
 from reid_stra.retrieval.index import SearchIndex, build_index, exact_index
+from reid_stra.utils.precision import cpu_model_name
 
 # The recommended approximate index; add "hnsw:pca=128;ivf" for the comparison rows of BENCHMARKS.md
 # (their builds take 6-12 minutes each at 1,000,000 x 512 on a busy 2-core CPU).
@@ -159,7 +159,7 @@ def _parse_spec(spec: str) -> tuple[str, dict[str, int]]:
 
 def _machine() -> dict[str, Any]:
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model_name(),
         "cores": len(os.sched_getaffinity(0)),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "faiss": faiss.__version__,

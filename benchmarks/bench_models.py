@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from torch import nn
 
 from reid_stra.models import build_model
 from reid_stra.models.layers import LocalAttention
+from reid_stra.utils.precision import cpu_model_name
 
 PAIRS = {"resnet": ("resnet50", "stra_resnet50"), "mobilenet": ("mobilenetv2", "stra_mobilenetv2")}
 SIZE = (256, 128)
@@ -342,9 +342,7 @@ def main() -> None:
         kind, name, batch = args.child
         print(json.dumps(child(kind, name, int(batch))))
         return
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
-    )
+    machine = f"{cpu_model_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
     report: dict[str, Any] = {
         "machine": machine,
         "threads": torch.get_num_threads(),

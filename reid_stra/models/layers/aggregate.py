@@ -11,12 +11,23 @@ taps is one contiguous multiply-add over the whole tensor (long vector runs inst
 rows; ~40% faster on CPU than strided 2-D slices). The extra columns of the padded width are
 dropped at the end. Backward accumulates into one padded gradient buffer the same way. Extra
 memory: one padded copy of v (and of its gradient), whatever K is.
+
+Small maps (re-ID's last stages: 16x8 at 256x128) take a third way: each mode's kernels are
+scattered into a (positions x padded positions) matrix and the aggregation is one batched matrix
+product over the C/G channels, forward and backward. The K² passes over v above are memory-bound
+and do not get faster in bf16; a matrix product runs on the matrix units (AMX, tensor cores) and
+keeps the whole block in the autocast dtype (BENCHMARKS.md, "Precision"). It does (positions /
+K²) times the multiply-adds, so it is used only while that matrix stays small.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+# Maps whose (positions x padded positions) matrix has at most this many entries aggregate as a
+# matrix product: 16x8 with K=3 has 128 x 180; beyond ~24x12 the taps' passes are cheaper in fp32.
+DENSE_LIMIT = 1 << 15
 
 
 def window_offsets(kernel_size: int, dilation: int = 1) -> list[tuple[int, int]]:
@@ -124,6 +135,13 @@ def local_aggregate(
         raise ValueError(f"{values.shape[1]} value channels cannot be split into {weights.shape[1]} modes")
     # Under mixed precision the two arrive in different dtypes (softmax runs in float32).
     dtype = torch.promote_types(weights.dtype, values.dtype)
+    height, width = weights.shape[-2:]
+    pad = dilation * (kernel_size // 2)
+    if height * width * (height + 2 * pad) * (width + 2 * pad) <= DENSE_LIMIT:  # a small map
+        device = values.device.type
+        if torch.is_autocast_enabled(device):  # the product runs in autocast's dtype: cast down once
+            dtype = torch.get_autocast_dtype(device)
+        return _dense_aggregate(weights.to(dtype), values.to(dtype), kernel_size, dilation)
     weights, values = weights.to(dtype).contiguous(), values.to(dtype).contiguous()
     if not torch.is_grad_enabled() or not (weights.requires_grad or values.requires_grad):
         # Inference: the same ops as the autograd Function's forward, as plain traceable code
@@ -137,3 +155,27 @@ def _aggregate(weights: torch.Tensor, values: torch.Tensor, kernel_size: int, di
     grid = _FlatGrid(height, width, kernel_size, dilation)
     out = _accumulate(grid.to_grid(weights), grid.pad_values(values, modes), grid)
     return grid.from_grid(out).reshape(values.shape)
+
+
+def _dense_aggregate(
+    weights: torch.Tensor, values: torch.Tensor, kernel_size: int, dilation: int
+) -> torch.Tensor:
+    """One batched matmul: padded values (B*G, C/G, P) times kernels scattered to (B*G, HW, P).
+
+    Plain differentiable ops (scatter's gradient is a gather, the product's two products), so
+    autograd, TorchScript tracing and ONNX export need nothing special.
+    """
+    batch, modes, taps, height, width = weights.shape
+    pad = dilation * (kernel_size // 2)
+    padded_height, padded_width = height + 2 * pad, width + 2 * pad
+    rows = torch.arange(height, device=weights.device).view(height, 1, 1) * padded_width
+    cols = torch.arange(width, device=weights.device).view(1, width, 1)
+    taps_1d = torch.arange(kernel_size, device=weights.device) * dilation
+    offsets = (taps_1d.view(-1, 1) * padded_width + taps_1d.view(1, -1)).flatten()  # window_offsets' order
+    # Each output position's K² sources in the padded map, row-major like the kernels' taps.
+    index = (rows + cols + offsets.view(1, 1, taps)).reshape(1, height * width, taps)
+    kernels = weights.reshape(batch * modes, taps, height * width).transpose(1, 2)
+    matrix = kernels.new_zeros(batch * modes, height * width, padded_height * padded_width)
+    matrix = matrix.scatter(2, index.expand(batch * modes, -1, -1), kernels)
+    padded = F.pad(values, (pad, pad, pad, pad)).reshape(batch * modes, -1, padded_height * padded_width)
+    return torch.matmul(padded, matrix.transpose(1, 2)).reshape(values.shape)
