@@ -9,7 +9,9 @@
    channels-last, ``inference_mode``). Models of a pair alternate within each repeat; we report
    the median and the minimum of each and the ratios. For ResNet a third model runs alongside:
    ``resnet50`` with layer4's 3x3 convs deleted, the floor that no replacement of them (StRA's
-   included) can beat, which shows how much of the time those convs take on this machine.
+   included) can beat, which shows how much of the time those convs take on this machine, and
+   ``stra_resnet50`` aggregating the authors' way (unfold), the same network with their module.
+   ``--precisions fp32,bf16`` repeats this part under bf16 autocast.
 2. One training step (forward, cross-entropy on 751 classes + 0.1 x diversity, backward, SGD
    with momentum), batch ``--train-batch`` (32), same interleaving.
 3. Peak memory: a fresh subprocess per model and mode runs one step and reports its peak RSS
@@ -34,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +53,7 @@ SIZE = (256, 128)
 NUM_CLASSES = 751
 LAYER4 = (32, 512, 16, 8)
 FLOOR = "resnet50 without layer4 conv2"
+UNFOLD = "stra_resnet50 with the authors' unfold"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +108,10 @@ def summarize(times: dict[str, list[float]], baseline: str, candidate: str) -> d
     med = {name: statistics.median(values) for name, values in times.items()}
     low = {name: min(values) for name, values in times.items()}
     floor = {"floor_ratio_median": med[FLOOR] / med[baseline]} if FLOOR in times else {}
+    if FLOOR in times:  # StRA against the floor, and against the authors' module in the same network
+        floor["candidate_over_floor_median"] = med[candidate] / med[FLOOR]
+    if UNFOLD in times:
+        floor["candidate_over_unfold_median"] = med[candidate] / med[UNFOLD]
     return {
         **floor,
         "baseline": baseline,
@@ -134,9 +142,21 @@ def _without_conv2(model: nn.Module) -> nn.Module:
     return model
 
 
-def bench_inference(pair: tuple[str, str], batch: int, repeats: int) -> list[dict[str, Any]]:
-    """Eager and extraction-path timings; for ResNet also the no-conv2 floor (``floor_ratio``)."""
+def _with_unfold_aggregation(model: nn.Module) -> nn.Module:
+    """stra_resnet50 whose StRA blocks aggregate the authors' way (same weights and outputs)."""
+    for module in model.modules():
+        if isinstance(module, LocalAttention):
+            module.local = types.MethodType(UnfoldLocalAttention.forward, module)
+    return model
+
+
+def bench_inference(
+    pair: tuple[str, str], batch: int, repeats: int, precision: str = "fp32"
+) -> list[dict[str, Any]]:
+    """Eager and extraction-path timings under ``precision``; for ResNet also the no-conv2 floor
+    (``floor_ratio``) and stra_resnet50 with the authors' unfold aggregation."""
     from reid_stra.retrieval.extract import inference_runner
+    from reid_stra.utils.precision import Precision
 
     x = torch.randn(batch, 3, *SIZE, generator=torch.Generator().manual_seed(0))
     models = {}
@@ -146,18 +166,22 @@ def bench_inference(pair: tuple[str, str], batch: int, repeats: int) -> list[dic
     if pair[0] == "resnet50":
         torch.manual_seed(0)
         models[FLOOR] = calibrate(_without_conv2(build_model("resnet50")), x)
+        torch.manual_seed(0)
+        models[UNFOLD] = calibrate(_with_unfold_aggregation(build_model("stra_resnet50")), x)
+    cpu = torch.device("cpu")
     results = []
-    with torch.no_grad():
+    with torch.no_grad(), Precision(precision, "").autocast(cpu):
         eager = {name: (lambda m=m: m(x)) for name, m in models.items()}
-        results.append({"mode": "eager", **summarize(interleaved(eager, repeats), *pair)})
+        results.append({"mode": f"eager, {precision}", **summarize(interleaved(eager, repeats), *pair)})
     with contextlib.ExitStack() as stack:
         runners = {
-            name: stack.enter_context(inference_runner(m, torch.device("cpu"))) for name, m in models.items()
+            name: stack.enter_context(inference_runner(m, cpu, precision=precision))
+            for name, m in models.items()
         }
         fused = {name: (lambda r=r: r(x)) for name, r in runners.items()}
         results.append(
             {
-                "mode": "extract path (BN folded, channels-last)",
+                "mode": f"extract path (BN folded, channels-last), {precision}",
                 **summarize(interleaved(fused, repeats), *pair),
             }
         )
@@ -321,6 +345,9 @@ def _print_timing(title: str, rows: list[dict[str, Any]]) -> None:
         )
         if "floor_ratio_median" in row:
             print(f"{'':42s} floor: {FLOOR} / {b}, median ratio {row['floor_ratio_median']:.3f}")
+            print(f"{'':42s} {c} / floor, median ratio {row['candidate_over_floor_median']:.3f}")
+        if "candidate_over_unfold_median" in row:
+            print(f"{'':42s} {c} / {UNFOLD}, median ratio {row['candidate_over_unfold_median']:.3f}")
 
 
 def _print_memory(rows: list[dict[str, Any]]) -> None:
@@ -351,7 +378,12 @@ def main() -> None:
     }
     print(f"machine: {machine}; torch threads {report['threads']}; load average {report['load_before']}")
     pairs = [PAIRS[p] for p in args.pairs.split(",")]
-    inference = [row for pair in pairs for row in bench_inference(pair, args.batch, args.repeats)]
+    inference = [
+        row
+        for precision in args.precisions.split(",")
+        for pair in pairs
+        for row in bench_inference(pair, args.batch, args.repeats, precision)
+    ]
     report["inference"] = inference
     _print_timing(
         f"inference, batch {args.batch}, {SIZE[0]}x{SIZE[1]} ({args.repeats} interleaved repeats)", inference
@@ -393,6 +425,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per measurement")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
     parser.add_argument("--pairs", default="resnet,mobilenet", help="comma list of: resnet, mobilenet")
+    parser.add_argument("--precisions", default="fp32", help="comma list of: fp32, bf16 (inference)")
     parser.add_argument("--skip-train", action="store_true", help="leave out the training step")
     parser.add_argument("--skip-local", action="store_true", help="leave out the Local Attention comparison")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the peak-memory subprocesses")
