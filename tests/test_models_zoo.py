@@ -207,8 +207,35 @@ def test_stra_mobilenet_placement_option() -> None:
     assert "features.15.conv.1.0.mask_conv.0.weight" in replaced.state_dict()
     assert "features.14.conv.1.0.weight" in replaced.state_dict()  # block 14 keeps its conv
     assert replaced.eval()(torch.randn(2, 3, 64, 32)).shape == (2, 1280)
-    with pytest.raises(ReidError, match="stra_placement='inside': choose one of after, replace"):
+    with pytest.raises(ReidError, match="stra_placement='inside': choose one of after, replace, tail"):
         build_model("stra_mobilenetv2", stra_placement="inside")
+
+
+def test_stra_mobilenet_tail_starts_as_the_plain_network_and_learns() -> None:
+    """One residual StRA block after the last stage: the pretrained network unchanged at first."""
+    torch.manual_seed(0)
+    plain = build_model("mobilenetv2", num_classes=4)
+    tail = build_model("stra_mobilenetv2", stra_placement="tail", num_classes=4)
+    result = tail.load_state_dict(plain.state_dict(), strict=False)
+    assert not result.unexpected_keys and all(k.startswith("stra_tail.") for k in result.missing_keys)
+    assert not any(".stra." in key for key in tail.state_dict() if key.startswith("features."))
+    assert [name for name, _ in mode_blocks(tail)] == ["stra_tail"]
+    assert "stra_tail" in tail.new_layer_names()  # the fixbase epochs train it
+    x = torch.randn(4, 3, 64, 32)
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(x), tail.eval()(x))
+    tail.train()
+    optimizer = torch.optim.SGD(tail.stra_tail.parameters(), lr=0.1)
+    for _ in range(2):  # step 1 moves the zero scale, step 2 reaches StRA itself
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(tail(x)["logits"], torch.arange(4)).backward()
+        optimizer.step()
+    assert tail.stra_tail.bn.weight.abs().sum() > 0
+    assert tail.stra_tail.stra.mask_conv[0].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert not torch.equal(plain.eval()(x), tail.eval()(x))
+    with pytest.raises(ReidError, match="leave stra_blocks unset"):
+        build_model("stra_mobilenetv2", stra_placement="tail", stra_blocks=(15,))
 
 
 def test_capture_mode_maps_names_blocks() -> None:

@@ -16,8 +16,8 @@ from torch import nn
 from reid_stra.models.layers.mode_attention import ModeAttention
 from reid_stra.models.layers.mode_record import record_mode_pooling
 
-# The residual block that owns a Mode Attention module: "layer4.0", "features.15".
-_BLOCK_NAME = re.compile(r"^(layer\d+\.\d+|features\.\d+)")
+# The residual block that owns a Mode Attention module: "layer4.0", "features.15", "stra_tail".
+_BLOCK_NAME = re.compile(r"^(layer\d+\.\d+|features\.\d+|stra_tail)")
 
 
 def block_name(module_name: str) -> str:

@@ -22,6 +22,10 @@ Choices (the paper does not state them; spec §5 asks us to choose and document)
   initialized StRA there cuts the ImageNet signal path, and a Local Attention kernel shared by the
   120 channels of a mode is a poorer spatial filter than 960 per-channel ones; on Market-1501-mini
   it trained far worse than placing StRA after the depthwise conv (the README's results).
+- ``stra_placement="tail"`` (issue 16's placement study): no StRA inside the blocks; one residual
+  StRA block (:class:`~reid_stra.models.layers.ResidualStRA`, output starting at zero) between
+  the last inverted residual (320 channels) and the final 1x1 conv, the way non-local blocks are
+  added to pretrained networks.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from reid_stra.errors import ReidError
 from reid_stra.models.heads import ReidNet
-from reid_stra.models.layers import StRA
+from reid_stra.models.layers import ResidualStRA, StRA
 from reid_stra.models.registry import register_model
 
 LAST_STRIDE_BLOCK = 14  # first block of the 160-channel stage: the last down-sampling
-STRA_PLACEMENTS = ("after", "replace")  # StRA after the depthwise conv, or instead of it
+# StRA after the depthwise conv, instead of it, or one residual block after the last stage
+STRA_PLACEMENTS = ("after", "replace", "tail")
 
 
 def _depthwise(block: nn.Module) -> nn.Conv2d:
@@ -111,6 +116,15 @@ class ReidMobileNetV2(ReidNet):
             self.imagenet_url = MobileNet_V2_Weights.IMAGENET1K_V1.url
         if last_stride == 1:
             _depthwise(self.features[LAST_STRIDE_BLOCK]).stride = (1, 1)
+        if stra_placement == "tail" and stra_blocks:
+            raise ReidError(
+                "stra_placement='tail' adds one block after the last stage: leave stra_blocks unset"
+            )
+        self.stra_tail = (
+            ResidualStRA(self.features[-2].out_channels, modes=modes, reduction=reduction)
+            if stra_placement == "tail"
+            else None
+        )
         for index in stra_blocks:
             if not 1 <= index < len(self.features) - 1:
                 raise ReidError(
@@ -130,11 +144,14 @@ class ReidMobileNetV2(ReidNet):
         self.init_head(self.features[-1][0].out_channels, num_classes, neck, embedding_dim)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        if self.stra_tail is None:
+            return self.features(x)
+        return self.features[-1](self.stra_tail(self.features[:-1](x)))
 
     def last_stage_names(self) -> tuple[str, ...]:
         """Every block at the final resolution (``features.14`` on, where StRA sits)."""
-        return tuple(f"features.{i}" for i in range(LAST_STRIDE_BLOCK, len(self.features)))
+        blocks = tuple(f"features.{i}" for i in range(LAST_STRIDE_BLOCK, len(self.features)))
+        return blocks if self.stra_tail is None else (*blocks, "stra_tail")
 
 
 def default_stra_blocks(last_stride: int) -> tuple[int, ...]:
@@ -179,14 +196,17 @@ def _with_stra(
     reduction: int = 4,
     stra_placement: str = "after",
 ) -> ReidMobileNetV2:
-    """``stra_blocks=None``: every block at the final resolution (:func:`default_stra_blocks`)."""
+    """``stra_blocks=None``: every block at the final resolution (:func:`default_stra_blocks`), or
+    none for ``stra_placement="tail"``."""
+    if stra_blocks is None:
+        stra_blocks = () if stra_placement == "tail" else default_stra_blocks(last_stride)
     return ReidMobileNetV2(
         width_mult=width_mult,
         num_classes=num_classes,
         neck=neck,
         embedding_dim=embedding_dim,
         last_stride=last_stride,
-        stra_blocks=tuple(default_stra_blocks(last_stride) if stra_blocks is None else stra_blocks),
+        stra_blocks=tuple(stra_blocks),
         modes=modes,
         reduction=reduction,
         stra_placement=stra_placement,

@@ -6,13 +6,14 @@ from reid_stra.models.layers.mode_attention import ModeAttention
 from reid_stra.models.layers.nonlocal_block import NonLocalBlock
 from reid_stra.models.layers.sasa import SASA, SASAWithModeAttention
 from reid_stra.models.layers.se import SqueezeExcitation
-from reid_stra.models.layers.stra import ConvWithModeAttention, StRA
+from reid_stra.models.layers.stra import ConvWithModeAttention, ResidualStRA, StRA
 
 __all__ = [
     "ConvWithModeAttention",
     "LocalAttention",
     "ModeAttention",
     "NonLocalBlock",
+    "ResidualStRA",
     "SASA",
     "SASAWithModeAttention",
     "SqueezeExcitation",

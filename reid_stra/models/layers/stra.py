@@ -67,3 +67,21 @@ class ConvWithModeAttention(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.moe(super().forward(x))
+
+
+class ResidualStRA(nn.Module):
+    """A StRA block added to a trained network the way non-local blocks are: ``x + BN(StRA(x))``.
+
+    The BatchNorm's scale starts at zero, so the block's output starts as its input and the
+    pretrained network is unchanged at the first step; StRA (with its own 1x1 value projection,
+    grouped by mode as in the paper) then learns what to add.
+    """
+
+    def __init__(self, channels: int, *, modes: int = 8, reduction: int = 4) -> None:
+        super().__init__()
+        self.stra = StRA(channels, channels, modes=modes, reduction=reduction)
+        self.bn = nn.BatchNorm2d(channels)
+        nn.init.zeros_(self.bn.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bn(self.stra(x))
