@@ -72,3 +72,28 @@ def test_bad_names_are_user_errors() -> None:
         build_optimizer([{"params": [param]}], name="adma", lr=0.1)
     with pytest.raises(ReidError, match="scheduler"):
         lr_factor(0, schedule="linear", epochs=3)
+
+
+def test_stra_layers_get_their_own_rate_only_when_asked() -> None:
+    """``stra_lr_factor``: Local and Mode Attention train faster; the pretrained layers do not."""
+    from reid_stra.engine.builders import param_groups
+    from reid_stra.engine.config import TrainConfig
+    from reid_stra.models import build_model
+
+    model = build_model("stra_mobilenetv2", num_classes=5)
+    criterion = torch.nn.Module()
+    plain = param_groups(model, criterion, TrainConfig(root="x", lr=3e-4))
+    assert len(plain) == 1 and len(plain[0]["params"]) == len(list(model.parameters()))
+    groups = param_groups(model, criterion, TrainConfig(root="x", lr=3e-4, stra_lr_factor=10))
+    names = {id(p): name for name, p in model.named_parameters()}
+    fast = [names[id(p)] for p in groups[1]["params"]]
+    assert groups[1]["lr"] == pytest.approx(3e-3) and "lr" not in groups[0]
+    assert fast and all(".stra.mask_conv." in n or ".stra.moe." in n for n in fast)
+    assert "features.15.conv.1.0.weight" in {names[id(p)] for p in groups[0]["params"]}  # depthwise
+    assert len(fast) + len(groups[0]["params"]) == len(names)
+    optimizer = build_optimizer(groups, name="adam", lr=3e-4)
+    scheduler = build_scheduler(optimizer, schedule="step", epochs=4, step_size=2)
+    scheduler.resume_at(2)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([3e-5, 3e-4])
+    with pytest.raises(ReidError, match="stra-lr-factor 0"):
+        TrainConfig(root="x", stra_lr_factor=0).validate()

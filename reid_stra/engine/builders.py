@@ -16,6 +16,7 @@ from reid_stra.engine.distributed import DistContext
 from reid_stra.errors import ReidError
 from reid_stra.models import build_model, load_weights
 from reid_stra.models.heads import HEAD_LAYERS
+from reid_stra.models.introspect import stra_parameter_names
 from reid_stra.utils.notice import Notice
 
 
@@ -45,8 +46,14 @@ def is_under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
 
-def param_groups(model: nn.Module, criterion: nn.Module) -> list[dict[str, Any]]:
-    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+def param_groups(model: nn.Module, criterion: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """One group; StRA's own layers in a second at ``stra_lr_factor`` x the rate when it is not 1."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    stra = stra_parameter_names(model) if config.stra_lr_factor != 1 else set()
+    groups: list[dict[str, Any]] = [{"params": [p for name, p in trainable if name not in stra]}]
+    if stra:
+        params = [p for name, p in trainable if name in stra]
+        groups.append({"params": params, "lr": config.lr * config.stra_lr_factor})
     loss_params = list(criterion.parameters())
     if loss_params:  # center-loss centers: no weight decay pulling them to the origin
         groups.append({"params": loss_params, "weight_decay": 0.0})

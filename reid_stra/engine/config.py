@@ -86,6 +86,9 @@ class TrainConfig:
         "new"  # "new": the model's new layers (last stage + head); "classifier": torchreid's
     )
     adam_beta2: float = 0.999  # torchreid uses 0.99
+    # Learning-rate factor for StRA's own layers (Local and Mode Attention), which start from
+    # scratch inside a pretrained network; 1: one rate for everything (the paper)
+    stra_lr_factor: float = 1.0
     # Run
     eval_every: int = 10  # validate every N epochs and after the last one; 0 never
     # Validate on this many training ids held out (data/datasets/holdout.py) instead of the
@@ -126,6 +129,8 @@ class TrainConfig:
                 raise unknown_name_error(key.replace("_", "-"), getattr(self, key), choices)
         if self.precision not in PRECISIONS:
             raise unknown_name_error("precision", self.precision, PRECISIONS)
+        if self.stra_lr_factor <= 0:
+            raise ReidError(f"{option_name('stra_lr_factor')} {self.stra_lr_factor}: must be > 0")
         if not 0.0 <= self.adam_beta2 < 1.0:
             raise ReidError(f"--adam-beta2 {self.adam_beta2}: must be in [0, 1)")
         if self.optimizer.lower() not in OPTIMIZERS:

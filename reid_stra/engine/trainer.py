@@ -160,7 +160,7 @@ class TrainingRun:
         # Parameters the model freezes by design (the BNNeck bias) stay frozen in every phase.
         self.always_frozen = {id(p) for p in self.step_module.parameters() if not p.requires_grad}
         self.optimizer = build_optimizer(
-            param_groups(self.model, self.criterion),
+            param_groups(self.model, self.criterion, config),
             name=config.optimizer,
             lr=config.lr,
             weight_decay=config.weight_decay,

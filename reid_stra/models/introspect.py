@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from reid_stra.models.layers.local_attention import LocalAttention
 from reid_stra.models.layers.mode_attention import ModeAttention
 from reid_stra.models.layers.mode_record import record_mode_pooling
 
@@ -33,6 +34,16 @@ def mode_blocks(model: nn.Module) -> list[tuple[str, ModeAttention]]:
         for name, module in model.named_modules()
         if isinstance(module, ModeAttention)
     ]
+
+
+def stra_parameter_names(model: nn.Module) -> set[str]:
+    """Parameters of StRA's own layers (Local and Mode Attention): new in a pretrained network."""
+    return {
+        f"{name}.{param_name}" if name else param_name
+        for name, module in model.named_modules()
+        if isinstance(module, (LocalAttention, ModeAttention))
+        for param_name, _ in module.named_parameters()
+    }
 
 
 class ModeMaps(list):
