@@ -44,6 +44,8 @@ VARIANTS: dict[str, list[str]] = {
     "blocks15_16": ["--set", "model_kwargs={stra_blocks: [15, 16]}"],
     "tail": ["--set", "model_kwargs={stra_placement: tail}"],
     "stra_lr10": ["--set", "stra_lr_factor=10"],
+    # Issue 11: does bf16 autocast train as well as fp32 (same recipe and seeds)?
+    "baseline_bf16": ["--model", "mobilenetv2", "--precision", "bf16"],
 }
 # The controls as session 2 trained them (same config, another CPU), read from their logs.
 SESSION2_RUNS = {"control": "stra_mobilenetv2_seed{seed}", "baseline": "mobilenetv2_seed{seed}"}
@@ -109,7 +111,8 @@ def summarize(runs: Path, seeds: list[int]) -> dict:
                 for name in ("config.yaml", "metrics.jsonl"):
                     shutil.copyfile(out / name, kept / name)
                 log = read_log(out / "metrics.jsonl")
-                modes = mode_stats(str(out / "model_final.pth"), 24) if variant != "baseline" else None
+                has_stra = not variant.startswith("baseline")
+                modes = mode_stats(str(out / "model_final.pth"), 24) if has_stra else None
                 per_seed[seed] = {"source": f"runs/{out.name}", "log": log, "modes": modes}
             elif variant in SESSION2_RUNS:
                 log_path = SESSION2 / SESSION2_RUNS[variant].format(seed=seed) / "metrics.jsonl"
