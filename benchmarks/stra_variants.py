@@ -44,6 +44,8 @@ VARIANTS: dict[str, list[str]] = {
     "blocks15_16": ["--set", "model_kwargs={stra_blocks: [15, 16]}"],
     "tail": ["--set", "model_kwargs={stra_placement: tail}"],
     "stra_lr10": ["--set", "stra_lr_factor=10"],
+    # Counter-measure to modes locked onto corners: Mode Attention pools off the outer ring only.
+    "interior": ["--set", "model_kwargs={stra_pool_border: false}"],
     # Issue 11: does bf16 autocast train as well as fp32 (same recipe and seeds)?
     "baseline_bf16": ["--model", "mobilenetv2", "--precision", "bf16"],
 }

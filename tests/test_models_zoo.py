@@ -317,3 +317,23 @@ def test_mixed_precision_training_step() -> None:
     assert all(
         p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad
     )
+
+
+def test_interior_pooling_keeps_modes_off_the_border() -> None:
+    """``stra_pool_border=False``: every mode's pooling mass lies off the map's outer ring."""
+    torch.manual_seed(0)
+    model = build_model("stra_mobilenetv2", stra_pool_border=False).eval()
+    default = build_model("stra_mobilenetv2").eval()
+    default.load_state_dict(model.state_dict())  # same weights: only the option differs
+    x = torch.randn(2, 3, 128, 64)
+    with capture_mode_maps(model) as maps, torch.no_grad():
+        model(x)
+    with capture_mode_maps(default) as default_maps, torch.no_grad():
+        default(x)
+    assert maps[0].shape == (2, 8, 8, 4)
+    for pooling, reference in zip(maps, default_maps, strict=True):
+        ring = pooling.clone()
+        ring[..., 1:-1, 1:-1] = 0
+        assert ring.abs().max() == 0
+        assert pooling.sum((2, 3)).sub(1).abs().max() < 1e-5
+        assert reference[..., 0, :].sum() > 0  # the paper's module pools from the border too

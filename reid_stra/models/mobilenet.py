@@ -26,6 +26,9 @@ Choices (the paper does not state them; spec §5 asks us to choose and document)
   StRA block (:class:`~reid_stra.models.layers.ResidualStRA`, output starting at zero) between
   the last inverted residual (320 channels) and the final 1x1 conv, the way non-local blocks are
   added to pretrained networks.
+- ``stra_pool_border=False`` (issue 16's counter-measure, not the paper's module): Mode Attention
+  pools only from cells off the feature map's outer ring, where trained modes were found locked
+  onto corners and background.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class DepthwiseThenStRA(nn.Conv2d):
     CENTRE_LOGIT = 4.0
     GATE_BIAS = -3.0
 
-    def __init__(self, depthwise: nn.Conv2d, *, modes: int, reduction: int) -> None:
+    def __init__(self, depthwise: nn.Conv2d, *, modes: int, reduction: int, pool_border: bool = True) -> None:
         channels = depthwise.out_channels
         super().__init__(
             channels,
@@ -79,7 +82,14 @@ class DepthwiseThenStRA(nn.Conv2d):
         self.weight = depthwise.weight
         # The depthwise conv is StRA's value projection: a 1x1 per-channel one after it would only
         # rescale what the depthwise kernel can already scale (and cost 0.1% more FLOPs).
-        self.stra = StRA(channels, channels, modes=modes, reduction=reduction, value_projection=False)
+        self.stra = StRA(
+            channels,
+            channels,
+            modes=modes,
+            reduction=reduction,
+            value_projection=False,
+            pool_border=pool_border,
+        )
         with torch.no_grad():
             taps = self.stra.kernel_size**2
             centre = modes + torch.arange(modes) * taps + taps // 2
@@ -105,6 +115,7 @@ class ReidMobileNetV2(ReidNet):
         modes: int = 8,
         reduction: int = 4,
         stra_placement: str = "after",
+        stra_pool_border: bool = True,
     ) -> None:
         super().__init__()
         if stra_placement not in STRA_PLACEMENTS:
@@ -121,7 +132,9 @@ class ReidMobileNetV2(ReidNet):
                 "stra_placement='tail' adds one block after the last stage: leave stra_blocks unset"
             )
         self.stra_tail = (
-            ResidualStRA(self.features[-2].out_channels, modes=modes, reduction=reduction)
+            ResidualStRA(
+                self.features[-2].out_channels, modes=modes, reduction=reduction, pool_border=stra_pool_border
+            )
             if stra_placement == "tail"
             else None
         )
@@ -134,12 +147,19 @@ class ReidMobileNetV2(ReidNet):
             depthwise = _depthwise(block)
             channels = depthwise.in_channels
             if stra_placement == "after":
-                block.conv[-3][0] = DepthwiseThenStRA(depthwise, modes=modes, reduction=reduction)
+                block.conv[-3][0] = DepthwiseThenStRA(
+                    depthwise, modes=modes, reduction=reduction, pool_border=stra_pool_border
+                )
             elif depthwise.stride != (1, 1):
                 raise ReidError(f"stra_blocks: block {index} down-samples; StRA replaces stride-1 convs only")
             else:
                 block.conv[-3][0] = StRA(
-                    channels, channels, modes=modes, reduction=reduction, value_groups=channels
+                    channels,
+                    channels,
+                    modes=modes,
+                    reduction=reduction,
+                    value_groups=channels,
+                    pool_border=stra_pool_border,
                 )
         self.init_head(self.features[-1][0].out_channels, num_classes, neck, embedding_dim)
 
@@ -195,6 +215,7 @@ def _with_stra(
     modes: int = 8,
     reduction: int = 4,
     stra_placement: str = "after",
+    stra_pool_border: bool = True,
 ) -> ReidMobileNetV2:
     """``stra_blocks=None``: every block at the final resolution (:func:`default_stra_blocks`), or
     none for ``stra_placement="tail"``."""
@@ -210,6 +231,7 @@ def _with_stra(
         modes=modes,
         reduction=reduction,
         stra_placement=stra_placement,
+        stra_pool_border=stra_pool_border,
     )
 
 

@@ -20,7 +20,12 @@ from reid_stra.models.layers.pointwise import PointwiseConv
 
 
 class ModeAttention(nn.Module):
-    def __init__(self, channels: int, modes: int = 8, *, interaction: bool = True) -> None:
+    def __init__(
+        self, channels: int, modes: int = 8, *, interaction: bool = True, pool_border: bool = True
+    ) -> None:
+        """``pool_border=False`` (not the paper's module, which pools everywhere): modes pool only
+        from cells off the map's outer ring, a counter-measure to modes that lock onto corners,
+        which zero padding makes easy to find whatever the crop shows."""
         super().__init__()
         if modes < 1 or channels % modes:
             raise ReidError(
@@ -28,6 +33,7 @@ class ModeAttention(nn.Module):
             )
         self.modes = modes
         self.interaction = interaction
+        self.pool_border = pool_border
         self.gap_weight = nn.Sequential(
             PointwiseConv(channels, 8 * modes, groups=modes),
             nn.BatchNorm2d(8 * modes),
@@ -41,7 +47,12 @@ class ModeAttention(nn.Module):
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = s.shape
         g, positions = self.modes, height * width
-        pooling = torch.softmax(self.gap_weight(s).reshape(batch, g, positions), dim=-1)
+        logits = self.gap_weight(s)
+        if not self.pool_border and height > 2 and width > 2:
+            border = torch.ones(height, width, dtype=torch.bool, device=s.device)
+            border[1:-1, 1:-1] = False
+            logits = logits.masked_fill(border, float("-inf"))
+        pooling = torch.softmax(logits.reshape(batch, g, positions), dim=-1)
         hand_over(self, pooling.view(batch, g, height, width))
         features = s.reshape(batch, g, channels // g, positions)
         modal = torch.matmul(features, pooling.unsqueeze(-1)).squeeze(-1)  # z: (B, G, n)

@@ -29,6 +29,7 @@ class StRA(LocalAttention):
         value_groups: int | None = None,
         value_projection: bool = True,
         interaction: bool = True,
+        pool_border: bool = True,
     ) -> None:
         super().__init__(
             in_channels,
@@ -40,7 +41,7 @@ class StRA(LocalAttention):
             value_groups=value_groups,
             value_projection=value_projection,
         )
-        self.moe = ModeAttention(out_channels, modes, interaction=interaction)
+        self.moe = ModeAttention(out_channels, modes, interaction=interaction, pool_border=pool_border)
 
     def local(self, x: torch.Tensor) -> torch.Tensor:
         """The Local Attention output alone (before Mode Attention)."""
@@ -77,9 +78,11 @@ class ResidualStRA(nn.Module):
     grouped by mode as in the paper) then learns what to add.
     """
 
-    def __init__(self, channels: int, *, modes: int = 8, reduction: int = 4) -> None:
+    def __init__(
+        self, channels: int, *, modes: int = 8, reduction: int = 4, pool_border: bool = True
+    ) -> None:
         super().__init__()
-        self.stra = StRA(channels, channels, modes=modes, reduction=reduction)
+        self.stra = StRA(channels, channels, modes=modes, reduction=reduction, pool_border=pool_border)
         self.bn = nn.BatchNorm2d(channels)
         nn.init.zeros_(self.bn.weight)
 
