@@ -23,7 +23,7 @@ needs_bf16 = pytest.mark.skipif(cpu_bf16_units() is None, reason="this CPU has n
 @pytest.mark.parametrize(
     ("units", "training", "expected"),
     [("AMX", False, "fp32"), ("AMX", True, "bf16"), ("AVX512-BF16", False, "fp32"),
-     ("AVX512-BF16", True, "fp32"), (None, False, "fp32"), (None, True, "fp32")],
+     ("AVX512-BF16", True, "bf16"), (None, False, "fp32"), (None, True, "fp32")],
 )  # fmt: skip
 def test_auto_picks_by_the_cpus_bf16_units_and_says_why(monkeypatch, units, training, expected) -> None:
     monkeypatch.setattr(precision_module, "cpu_bf16_units", lambda: units)

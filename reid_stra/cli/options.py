@@ -56,7 +56,7 @@ PrecisionChoice = Annotated[
         "--precision",
         show_default="auto",
         help="auto, fp32, bf16 or fp16; says which it chose and why. auto: fp16 on CUDA; on a CPU fp32, "
-        "except training in bf16 where AMX units make it ~2x faster; bf16 needs AMX/AVX512-BF16 or a GPU.",
+        "except training in bf16 where the CPU has bf16 units (AMX/AVX512-BF16), which bf16 needs.",
     ),
 ]
 IdsFile = Annotated[

@@ -4,10 +4,11 @@ bf16 autocast runs convolutions and matrix products on a CPU's bf16 units (AMX t
 AVX512-BF16 dot products) and fp16 autocast on CUDA's tensor cores; everything else (losses,
 BatchNorm statistics, the optimizer, features written to disk) stays float32. ``auto`` picks
 only what was measured both faster and faithful (BENCHMARKS.md, "Precision"): on CUDA the usual
-fp16 mixed precision; for training on a CPU with AMX, bf16; everywhere else fp32 -- bf16
+fp16 mixed precision; for training on a CPU with bf16 units (AMX or AVX512-BF16), bf16, which
+trained to the fp32 runs' accuracy within their seed spread; everywhere else fp32 -- bf16
 inference moves the features of these small models enough to cost evaluation accuracy while
-gaining little at re-ID crop sizes, and without AMX bf16 training gains little. ``--precision
-bf16`` is always the explicit choice where the CPU has bf16 units.
+gaining little at re-ID crop sizes. ``--precision bf16`` is always the explicit choice where the
+CPU has bf16 units.
 """
 
 from __future__ import annotations
@@ -110,18 +111,14 @@ def resolve_precision(requested: str, device: torch.device, *, training: bool = 
         return Precision("bf16", f"asked for (--precision bf16; this CPU has {units})")
     if cuda:
         return Precision("fp16", "auto: CUDA mixed precision (fp16 autocast)")
-    if units == "AMX" and training:
-        return Precision("bf16", "auto: this CPU has AMX bf16 units (training runs ~2x faster)")
-    if units == "AMX":
+    if units is not None and training:
         return Precision(
-            "fp32",
-            "auto: bf16 inference on AMX moves the shipped MobileNetV2 models' features (cosine to "
-            "fp32 < 0.999) for little end-to-end speed; --precision bf16 forces it (ResNet-50s gain most)",
+            "bf16", f"auto: this CPU has {units} bf16 units (training at 256x128 runs 1.4-2.6x faster)"
         )
     if units is not None:
         return Precision(
             "fp32",
-            f"auto: bf16 on {units} without AMX is faster but its features drift (cosine to fp32 "
-            "< 0.999); --precision bf16 forces it",
+            f"auto: bf16 inference on {units} moves the shipped MobileNetV2 models' features (cosine "
+            "to fp32 < 0.999) for little end-to-end speed; --precision bf16 forces it (ResNet-50s gain most)",
         )
     return Precision("fp32", "auto: this CPU has no bf16 units (AMX or AVX512-BF16)")
