@@ -28,7 +28,7 @@ Choices (the paper does not state them; spec §5 asks us to choose and document)
   added to pretrained networks.
 - ``stra_pool_border=False`` (issue 16's counter-measure, not the paper's module): Mode Attention
   pools only from cells off the feature map's outer ring, where trained modes were found locked
-  onto corners and background.
+  onto corners and background; the modes then lock onto interior cells instead (README).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ class ModeAttention(nn.Module):
         self, channels: int, modes: int = 8, *, interaction: bool = True, pool_border: bool = True
     ) -> None:
         """``pool_border=False`` (not the paper's module, which pools everywhere): modes pool only
-        from cells off the map's outer ring, a counter-measure to modes that lock onto corners,
-        which zero padding makes easy to find whatever the crop shows."""
+        from cells off the map's outer ring, to test whether modes locked onto corners do so
+        because zero padding makes corners easy to find (README, "What StRA needs")."""
         super().__init__()
         if modes < 1 or channels % modes:
             raise ReidError(
