@@ -6,6 +6,8 @@ metadata. The result still loads with ``reid_stra.load_model`` / ``--weights``.
 
     python -m benchmarks.pack_weights runs/x/model_final.pth weights/stra_mobilenetv2_market1501mini.pth \
         --meta-json runs/x/eval.json
+    python -m benchmarks.pack_weights weights/mobilenetv2_market1501mini.pth lowpass.pth \
+        --model-option input_lowpass=2    # the same weights with an inference-time model option
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import json
 import sys
 
 import torch
+import yaml
 
 from reid_stra.models.weights import read_checkpoint
 from reid_stra.utils.atomic import atomic_torch_save
 
 
-def pack(src: str, dst: str, extra_meta: dict | None = None) -> dict:
+def pack(src: str, dst: str, extra_meta: dict | None = None, model_options: dict | None = None) -> dict:
     checkpoint = read_checkpoint(src)
     if checkpoint.get("format") != "reid-stra":
         raise SystemExit(f"{src}: expected a reid-stra model export (model_final.pth)")
@@ -29,7 +32,7 @@ def pack(src: str, dst: str, extra_meta: dict | None = None) -> dict:
         for key, value in checkpoint["state_dict"].items()
         if not key.startswith("classifier.")
     }
-    kwargs = {**checkpoint.get("model_kwargs", {}), "num_classes": 0}
+    kwargs = {**checkpoint.get("model_kwargs", {}), **(model_options or {}), "num_classes": 0}
     cfg = {**checkpoint.get("default_cfg", {}), "kwargs": kwargs}
     meta = {**checkpoint.get("meta", {}), **(extra_meta or {}), "packed_from": str(src), "dtype": "float16"}
     packed = {**checkpoint, "model_kwargs": kwargs, "default_cfg": cfg, "meta": meta, "state_dict": state}
@@ -44,9 +47,20 @@ def main() -> int:
     parser.add_argument("src")
     parser.add_argument("dst")
     parser.add_argument("--meta-json", help="JSON file whose keys are added to the checkpoint's meta")
+    parser.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a model option recorded with the weights (a YAML scalar), e.g. input_lowpass=2",
+    )
     args = parser.parse_args()
     extra = json.loads(open(args.meta_json).read()) if args.meta_json else None
-    meta = pack(args.src, args.dst, extra)
+    options = {}
+    for pair in args.model_option:
+        key, _, value = pair.partition("=")
+        options[key] = yaml.safe_load(value)
+    meta = pack(args.src, args.dst, extra, options)
     print(json.dumps(meta, indent=2, default=str))
     return 0
 

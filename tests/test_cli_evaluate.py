@@ -147,3 +147,46 @@ def test_missing_inputs(cli, feature_files, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "nope.npy" in result.stderr
     result = cli("evaluate", "--model", "mobilenetv2")
     assert result.exit_code == 2 and "--data is missing" in result.stderr
+
+
+def test_one_call_reports_a_model_on_several_datasets(cli, synthetic_root, tmp_path: Path) -> None:
+    """In-domain and cross-domain side by side: each dataset its own protocol line, in the table,
+    the JSON and the HTML report."""
+    from reid_stra.data.synthetic import make_synthetic_dataset
+    from reid_stra.models.build import build_model
+    from reid_stra.models.weights import save_weights
+
+    other = make_synthetic_dataset(
+        tmp_path / "other_cameras", num_train_ids=2, num_test_ids=4, cameras=2, images_per_id_cam=2, seed=5
+    )
+    model = build_model("mobilenetv2", input_size=(64, 32))
+    weights = save_weights(model, tmp_path / "mobilenet.pth")
+    common = ["evaluate", "--data", "market1501", "--root", synthetic_root, "--root", other, "--weights", weights,
+              "--device", "cpu", "--workers", "0", "--batch-size", "16"]  # fmt: skip
+    result = cli(*common, "--json")
+    assert result.exit_code == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    assert [run["dataset"] for run in runs] == ["market1501 (market)", "market1501 (other_cameras)"]
+    assert [run["num_queries"] for run in runs] == [18, 8]  # each dataset's own query set
+    assert all(0.0 <= run["mAP"] <= 1.0 and run["source"]["model"] == "mobilenetv2" for run in runs)
+    report = tmp_path / "report.html"
+    table = cli(*common, "--report", report)
+    assert table.exit_code == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if "mobilenetv2" in line]
+    assert len(rows) == 2 and "(market)" in rows[0] and "(other_cameras)" in rows[1]
+    page = report.read_text()
+    assert (
+        "mobilenetv2 on market1501 (market)" in page and "mobilenetv2 on market1501 (other_cameras)" in page
+    )
+
+
+def test_several_datasets_need_matching_data_and_root(cli, synthetic_root) -> None:
+    result = cli(
+        "evaluate", "--data", "market1501", "--data", "dukemtmcreid", "--data", "msmt17",
+        "--root", synthetic_root, "--root", synthetic_root,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --data given 3 times and --root 2 times; give one --root per --data (in the same order), "
+        "or one --data for several --root"
+    ]

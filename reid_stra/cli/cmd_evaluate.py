@@ -18,7 +18,6 @@ import typer
 from reid_stra.cli.options import (
     BatchSize,
     DataOptions,
-    DatasetRoot,
     Device,
     JsonOutput,
     PrecisionChoice,
@@ -42,10 +41,19 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate(
-    data: str | None = typer.Option(
-        None, "--data", show_default="none", help="Dataset name (see `reid-stra datasets`)."
+    data: list[str] = typer.Option(
+        [],
+        "--data",
+        show_default="none",
+        help="Dataset name (see `reid-stra datasets`); repeat --data/--root to evaluate on several "
+        "datasets in one table (e.g. in-domain and cross-domain).",
     ),
-    root: DatasetRoot = None,
+    root: list[Path] = typer.Option(
+        [],
+        "--root",
+        show_default="none",
+        help="Folder holding the dataset; one per --data, or one --data for several --root.",
+    ),
     data_opt: DataOptions = (),
     model: Annotated[
         list[str],
@@ -135,12 +143,21 @@ def evaluate(
                 f"{used} applies to extracting features; with --query-features/--gallery-features "
                 "the features already exist: drop it, or drop the feature files to extract anew"
             )
-        runs = [_evaluate_files(query_features, gallery_features, data, root, data_opt, options, resolved)]
+        if len(data) > 1 or len(root) > 1:
+            raise ReidError(
+                "--query-features/--gallery-features hold one split: give at most one --data and --root"
+            )
+        data_name, data_root = (data[0] if data else None), (root[0] if root else None)
+        runs = [
+            _evaluate_files(
+                query_features, gallery_features, data_name, data_root, data_opt, options, resolved
+            )
+        ]
     else:
         pairs = _model_weight_pairs(model, weights)
         if batch_size < 1:
             raise ReidError(f"--batch-size {batch_size}: must be at least 1")
-        dataset = _load_split(data, root, data_opt)
+        datasets = [_load_split(name, folder, data_opt) for name, folder in _dataset_pairs(data, root)]
         arithmetic = chosen_precision(precision, device)
         keep = save_features is not None or report is not None
         runs = [
@@ -148,12 +165,13 @@ def evaluate(
                 dataset, name, path, flip, batch_size, workers, resolved, options, arithmetic.name, keep
             )
             for name, path in pairs
+            for dataset in datasets
         ]
     labels = _labels(runs)
     if save_features is not None:
         _save_features(runs, labels, save_features)
     summaries = [_summary(run.result, run.source) for run in runs]
-    title = _split_title(runs[0].source)
+    title = _split_title(runs)
     if cmc_plot is not None:
         from reid_stra.viz.cmc import CmcCurve, save_cmc_plots
 
@@ -174,14 +192,19 @@ def evaluate(
             summaries[0]
             if len(runs) == 1
             else {
-                "runs": [dict(summary, label=label) for summary, label in zip(summaries, labels, strict=True)]
+                "runs": [
+                    dict(summary, label=label, dataset=_dataset_label(run.source))
+                    for summary, label, run in zip(summaries, labels, runs, strict=True)
+                ]
             }
         )
         return
     if len(runs) == 1:
         _print_summary(summaries[0])
     else:
-        _print_comparison(summaries, labels)
+        _print_comparison(
+            summaries, labels, several_datasets=len({_dataset_label(r.source) for r in runs}) > 1
+        )
 
 
 @dataclass
@@ -213,18 +236,52 @@ def _model_weight_pairs(models: list[str], weights: list[Path]) -> list[tuple[st
     )
 
 
+def _dataset_pairs(data: list[str], roots: list[Path]) -> list[tuple[str | None, Path | None]]:
+    """--data/--root to (name, folder) datasets: paired in order, or one of them repeated."""
+    if len(data) <= 1 and len(roots) <= 1:
+        return [(data[0] if data else None, roots[0] if roots else None)]
+    if len(data) == 1:
+        return [(data[0], folder) for folder in roots]
+    if len(roots) == 1:
+        return [(name, roots[0]) for name in data]
+    if len(data) == len(roots):
+        return list(zip(data, roots, strict=True))
+    raise ReidError(
+        f"--data given {len(data)} times and --root {len(roots)} times; give one --root per --data "
+        "(in the same order), or one --data for several --root"
+    )
+
+
+def _dataset_label(source: dict[str, Any]) -> str:
+    """A dataset as tables name it: the reader, and the folder when it says more (a CUHK03 split
+    in Market's layout is read by the market1501 reader)."""
+    if not source.get("data"):
+        return "features"
+    folder = Path(source["root"]).name
+    return source["data"] if folder.lower() == source["data"].lower() else f"{source['data']} ({folder})"
+
+
 def _labels(runs: list[_Run]) -> list[str]:
-    """Names for tables and legends: the model, plus the weights file where models repeat."""
+    """Names for tables and legends: the model (plus the weights file where models repeat), and
+    the dataset where several are evaluated."""
     names = [str(run.source.get("model") or "features") for run in runs]
-    if len(set(names)) == len(names):
-        return names
-    return [
-        f"{name} ({Path(run.source['weights']).name})" if run.source.get("weights") else f"{name} #{number}"
-        for number, (name, run) in enumerate(zip(names, runs, strict=True), start=1)
-    ]
+    keys = [(name, run.source.get("weights")) for name, run in zip(names, runs, strict=True)]
+    if len({name for name, _ in keys}) != len(set(keys)):
+        names = [
+            f"{name} ({Path(weights).name})" if weights else f"{name} #{number}"
+            for number, (name, weights) in enumerate(keys, start=1)
+        ]
+    datasets = [_dataset_label(run.source) for run in runs]
+    if len(set(datasets)) > 1:
+        return [f"{name} on {dataset}" for name, dataset in zip(names, datasets, strict=True)]
+    return names
 
 
-def _split_title(source: dict[str, Any]) -> str:
+def _split_title(runs: list[_Run]) -> str:
+    datasets = list(dict.fromkeys(_dataset_label(run.source) for run in runs))
+    if len(datasets) > 1:
+        return "query/gallery of " + ", ".join(datasets)
+    source = runs[0].source
     if source.get("data"):
         return f"{source['data']} query/gallery ({Path(source['root']).name})"
     return f"{Path(source['query_features']).name} vs {Path(source['gallery_features']).name}"
@@ -286,15 +343,20 @@ def _write_report(
     return written
 
 
-def _print_comparison(summaries: list[dict[str, Any]], labels: list[str]) -> None:
-    rows = [
-        (label, s["mAP"], s["rank1"], s["rank5"], s["rank10"], s["mINP"], s["num_valid"])
-        for label, s in zip(labels, summaries, strict=True)
-    ]
+def _print_comparison(summaries: list[dict[str, Any]], labels: list[str], several_datasets: bool) -> None:
+    metrics = ("mAP", "rank1", "rank5", "rank10", "mINP", "num_valid")
+    header = ["mAP", "rank-1", "rank-5", "rank-10", "mINP", "queries"]
+    if several_datasets:  # one row per (dataset, model): each dataset's own protocol line
+        rows = [
+            (_dataset_label(s["source"]), s["source"].get("model") or "features", *(s[m] for m in metrics))
+            for s in summaries
+        ]
+        header = ["dataset", "model", *header]
+    else:
+        rows = [(label, *(s[m] for m in metrics)) for label, s in zip(labels, summaries, strict=True)]
+        header = ["model", *header]
     mode = _MODE_TITLES[summaries[0]["mode"]]
-    print_table(
-        f"evaluation, {mode}", ["model", "mAP", "rank-1", "rank-5", "rank-10", "mINP", "queries"], rows
-    )
+    print_table(f"evaluation, {mode}", header, rows)
     if "cmc_plot" in summaries[0]:
         info(f"CMC curves written to {summaries[0]['cmc_plot']}")
 

@@ -67,8 +67,29 @@ def models(
     print_table(
         "what each model is", ["model", "description"], [[row["name"], row["description"]] for row in rows]
     )
+    carded = [row for row in rows if row["accuracy"]]
+    if carded:
+        print_table(
+            "shipped weights: accuracy on people never trained on (mAP / rank-1)",
+            ["model", "in-domain", "data", "cross-domain", "data"],
+            [
+                [
+                    row["name"],
+                    *_domain_cells(row["accuracy"], "in_domain"),
+                    *_domain_cells(row["accuracy"], "cross_domain"),
+                ]
+                for row in carded
+            ],
+        )
     if not flops:
         info("params/FLOPs not measured (--no-flops)")
+
+
+def _domain_cells(accuracy: dict, domain: str) -> list[str]:
+    numbers = accuracy.get(domain)
+    if not numbers:
+        return ["-", "-"]
+    return [f"{numbers['mAP']:.3f} / {numbers['rank1']:.3f}", str(numbers.get("data", ""))]
 
 
 def _num(value: float | None, digits: int) -> str:

@@ -68,6 +68,7 @@ def build_train_transform(
     random_erasing: float = 0.5,
     erasing_fill: str = "mean",
     color_jitter: bool = False,
+    random_grayscale: float = 0.0,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> T.Compose:
@@ -75,7 +76,8 @@ def build_train_transform(
 
     Resize to ``(height, width)``; random horizontal flip; a random shift: ``crop="translate"``
     (torchreid: enlarge 1.125x and crop back, half the time), ``"pad"`` (pad by ``pad`` zero
-    pixels and crop back; ``pad=0`` turns it off) or ``"none"``; optional colour jitter; to tensor
+    pixels and crop back; ``pad=0`` turns it off) or ``"none"``; optional colour jitter and a
+    grey copy with probability ``random_grayscale`` (colour casts differ between cameras); to tensor
     and normalize; random erasing with probability ``random_erasing``, filled with ``mean``'s
     values (torchreid's fill, ``erasing_fill="mean"``) or with 0 (the mean colour after
     normalization, ``"zero"``).
@@ -89,8 +91,9 @@ def build_train_transform(
         raise ReidError(f"erasing_fill {erasing_fill!r}: choose one of {', '.join(ERASING_FILLS)}")
     if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
         raise ReidError(f"pad {pad!r}: expected a non-negative number of pixels")
-    if not 0.0 <= float(random_erasing) <= 1.0:
-        raise ReidError(f"random_erasing {random_erasing!r}: expected a probability from 0 to 1")
+    for key, value in (("random_erasing", random_erasing), ("random_grayscale", random_grayscale)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ReidError(f"{key} {value!r}: expected a probability from 0 to 1")
     steps: list = [T.Resize((height, width), interpolation=T.InterpolationMode.BILINEAR)]
     if flip:
         steps.append(T.RandomHorizontalFlip(p=0.5))
@@ -101,6 +104,8 @@ def build_train_transform(
     if color_jitter:
         brightness, contrast, saturation, hue = COLOR_JITTER
         steps.append(T.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue))
+    if random_grayscale:
+        steps.append(T.RandomGrayscale(p=float(random_grayscale)))
     steps += [T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))]
     if random_erasing:
         fill = tuple(float(v) for v in mean) if erasing_fill == "mean" else 0

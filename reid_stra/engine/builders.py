@@ -142,6 +142,7 @@ def build_loader(
         random_erasing=config.random_erasing,
         erasing_fill=config.erasing_fill,
         color_jitter=config.color_jitter,
+        random_grayscale=config.random_grayscale,
     )
     return build_train_loader(
         dataset.train,

@@ -52,7 +52,8 @@ class TrainConfig:
     )
     erasing_fill: str = "mean"  # "mean": torchreid's fill (ImageNet mean values); "zero": 0 after normalizing
     random_erasing: float = 0.5  # probability; 0 disables
-    color_jitter: bool = False
+    color_jitter: bool = False  # torchreid's jitter (brightness 0.2, contrast 0.15)
+    random_grayscale: float = 0.0  # probability of a grey copy (colour is camera-dependent); 0 disables
     # Model
     model: str = "stra_resnet50"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -147,8 +148,9 @@ class TrainConfig:
                 "triplet loss needs several images per identity in a batch; set sampler: identity "
                 "(or use --recipe strong)"
             )
-        if not 0.0 <= self.random_erasing <= 1.0:
-            raise ReidError(f"random_erasing {self.random_erasing}: a probability in [0, 1]")
+        for key in ("random_erasing", "random_grayscale"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ReidError(f"{key} {getattr(self, key)}: a probability in [0, 1]")
         if self.fixbase_epochs > self.epochs:
             raise ReidError(f"--fixbase-epochs {self.fixbase_epochs}: more than --epochs {self.epochs}")
         for key in ("ce_weight", "triplet_weight", "center_weight", "diversity_weight", "weight_decay"):

@@ -12,6 +12,7 @@ from reid_stra.models.build import build_model
 from reid_stra.models.complexity import measure_complexity
 from reid_stra.models.registry import get_entry, list_models
 from reid_stra.models.shipped import default_model_name, shipped_weights
+from reid_stra.models.weights import read_checkpoint
 
 
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
@@ -24,6 +25,22 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     if height <= 0 or width <= 0 or height % 32 or width % 32:
         raise ReidError(f"{option} {text}: height and width must be positive multiples of 32, e.g. 256x128")
     return height, width
+
+
+DOMAINS = ("in_domain", "cross_domain")
+
+
+def shipped_accuracy(name: str) -> dict[str, Any] | None:
+    """The card numbers packed with a model's shipped weights: ``{"in_domain": {"data", "mAP",
+    "rank1"}, "cross_domain": {...}}`` (the same people's cameras vs a camera network never
+    trained on), or None for a model without shipped weights or a file without them."""
+    path = shipped_weights(name)
+    if path is None:
+        return None
+    accuracy = read_checkpoint(path).get("meta", {}).get("accuracy")
+    if not isinstance(accuracy, dict):
+        return None
+    return {domain: dict(accuracy[domain]) for domain in DOMAINS if isinstance(accuracy.get(domain), dict)}
 
 
 def describe_models(
@@ -62,6 +79,7 @@ def _describe(
         "paper": dict(entry.paper),
         "shipped_weights": str(shipped_weights(name) or "") or None,
         "default": name == default_model_name(),
+        "accuracy": shipped_accuracy(name),
     }
     if complexity:
         measured = measure_complexity(model, input_size)

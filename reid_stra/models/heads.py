@@ -23,6 +23,7 @@ from torch import nn
 from reid_stra.errors import ReidError
 from reid_stra.models.layers.mode_attention import ModeAttention
 from reid_stra.models.layers.mode_record import record_mode_pooling
+from reid_stra.models.layers.pooling import POOLINGS, global_pool
 
 NECKS = ("fc", "bnneck", "none")
 HEAD_LAYERS = ("global_avg_pool", "bnneck", "classifier")
@@ -39,9 +40,15 @@ class ReidNet(nn.Module):
     #: torchvision ImageNet weights for ``pretrained="imagenet"`` (None: none published).
     imagenet_url: str | None = None
 
-    def init_head(self, feature_channels: int, num_classes: int, neck: str, embedding_dim: int) -> None:
+    def init_head(
+        self, feature_channels: int, num_classes: int, neck: str, embedding_dim: int, pooling: str = "avg"
+    ) -> None:
+        """``pooling``: ``"avg"`` (global average) or ``"gem"`` (generalized mean, learned p); the
+        module keeps the name ``global_avg_pool`` (``global_avg_pool.0`` with a neck) either way."""
         if neck not in NECKS:
             raise ReidError(f"neck={neck!r}: unknown neck; choose one of {', '.join(NECKS)}")
+        if pooling not in POOLINGS:
+            raise ReidError(f"pooling={pooling!r}: unknown pooling; choose one of {', '.join(POOLINGS)}")
         if num_classes < 0:
             raise ReidError(f"num_classes={num_classes}: must be >= 0 (0 builds no classifier)")
         self.neck = neck
@@ -50,10 +57,10 @@ class ReidNet(nn.Module):
                 raise ReidError(f"embedding_dim={embedding_dim}: must be > 0 for neck='fc'")
             conv = nn.Conv2d(feature_channels, embedding_dim, 1, bias=False)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            self.global_avg_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv, nn.BatchNorm2d(embedding_dim))
+            self.global_avg_pool = nn.Sequential(global_pool(pooling), conv, nn.BatchNorm2d(embedding_dim))
             self.embedding_dim = embedding_dim
         else:
-            self.global_avg_pool = nn.AdaptiveAvgPool2d(1)
+            self.global_avg_pool = global_pool(pooling)
             self.embedding_dim = feature_channels
         if neck == "bnneck":
             self.bnneck = nn.BatchNorm1d(feature_channels)

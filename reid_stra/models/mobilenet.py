@@ -29,6 +29,13 @@ Choices (the paper does not state them; spec §5 asks us to choose and document)
 - ``stra_pool_border=False`` (issue 16's counter-measure, not the paper's module): Mode Attention
   pools only from cells off the feature map's outer ring, where trained modes were found locked
   onto corners and background; the modes then lock onto interior cells instead (README).
+- Domain generalization (issue 25), each off by default: ``ibn=True`` makes the BatchNorm after
+  the expansion 1x1 conv of blocks 2-13 an IBN-a layer (half instance norm), every stage before the
+  last stride as IBN-Net does in ResNet's layer1-3; ``mixstyle=True`` mixes feature statistics
+  between training images after blocks 3 and 6 (the ends of the 24- and 32-channel stages, the
+  analogue of MixStyle's res1/res2); ``pooling="gem"`` pools with a learned generalized mean;
+  ``input_lowpass=k`` filters the input down by ``k`` and back first
+  (:class:`~reid_stra.models.layers.InputLowPass`: the training crops' native resolution).
 """
 
 from __future__ import annotations
@@ -41,12 +48,14 @@ from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from reid_stra.errors import ReidError
 from reid_stra.models.heads import ReidNet
-from reid_stra.models.layers import ResidualStRA, StRA
+from reid_stra.models.layers import InputLowPass, InstanceBatchNorm2d, MixStyle, ResidualStRA, StRA
 from reid_stra.models.registry import register_model
 
 LAST_STRIDE_BLOCK = 14  # first block of the 160-channel stage: the last down-sampling
 # StRA after the depthwise conv, instead of it, or one residual block after the last stage
 STRA_PLACEMENTS = ("after", "replace", "tail")
+IBN_BLOCKS = tuple(range(2, LAST_STRIDE_BLOCK))  # blocks with an expansion conv before the last stride
+MIXSTYLE_AFTER = (3, 6)  # the last blocks of the 24- and 32-channel stages
 
 
 def _depthwise(block: nn.Module) -> nn.Conv2d:
@@ -116,17 +125,30 @@ class ReidMobileNetV2(ReidNet):
         reduction: int = 4,
         stra_placement: str = "after",
         stra_pool_border: bool = True,
+        ibn: bool = False,
+        mixstyle: bool = False,
+        pooling: str = "avg",
+        input_lowpass: int = 1,
     ) -> None:
         super().__init__()
         if stra_placement not in STRA_PLACEMENTS:
             raise ReidError(f"stra_placement={stra_placement!r}: choose one of {', '.join(STRA_PLACEMENTS)}")
         if last_stride not in (1, 2):
             raise ReidError(f"last_stride={last_stride}: must be 1 or 2")
+        try:
+            self.input_lowpass = InputLowPass(input_lowpass) if input_lowpass != 1 else None
+        except ValueError as exc:
+            raise ReidError(str(exc)) from None
         self.features = mobilenet_v2(width_mult=width_mult).features
         if width_mult == 1.0:
             self.imagenet_url = MobileNet_V2_Weights.IMAGENET1K_V1.url
         if last_stride == 1:
             _depthwise(self.features[LAST_STRIDE_BLOCK]).stride = (1, 1)
+        if ibn:
+            for index in IBN_BLOCKS:
+                expand = self.features[index].conv[0]
+                expand[1] = InstanceBatchNorm2d.from_batch_norm(expand[1])
+        self.mixstyle = nn.ModuleDict({str(i): MixStyle() for i in MIXSTYLE_AFTER}) if mixstyle else None
         if stra_placement == "tail" and stra_blocks:
             raise ReidError(
                 "stra_placement='tail' adds one block after the last stage: leave stra_blocks unset"
@@ -161,9 +183,19 @@ class ReidMobileNetV2(ReidNet):
                     value_groups=channels,
                     pool_border=stra_pool_border,
                 )
-        self.init_head(self.features[-1][0].out_channels, num_classes, neck, embedding_dim)
+        self.init_head(self.features[-1][0].out_channels, num_classes, neck, embedding_dim, pooling)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_lowpass is not None:
+            x = self.input_lowpass(x)
+        if self.mixstyle is not None and self.training:
+            for index, block in enumerate(self.features):
+                if index == len(self.features) - 1 and self.stra_tail is not None:
+                    x = self.stra_tail(x)
+                x = block(x)
+                if str(index) in self.mixstyle:
+                    x = self.mixstyle[str(index)](x)
+            return x
         if self.stra_tail is None:
             return self.features(x)
         return self.features[-1](self.stra_tail(self.features[:-1](x)))
@@ -194,6 +226,10 @@ def _plain(
     neck: str = "none",
     embedding_dim: int = 512,
     last_stride: int = 1,
+    ibn: bool = False,
+    mixstyle: bool = False,
+    pooling: str = "avg",
+    input_lowpass: int = 1,
 ) -> ReidMobileNetV2:
     """A variant's options are this signature's (build_model records them with the weights)."""
     return ReidMobileNetV2(
@@ -202,6 +238,10 @@ def _plain(
         neck=neck,
         embedding_dim=embedding_dim,
         last_stride=last_stride,
+        ibn=ibn,
+        mixstyle=mixstyle,
+        pooling=pooling,
+        input_lowpass=input_lowpass,
     )
 
 
@@ -216,6 +256,10 @@ def _with_stra(
     reduction: int = 4,
     stra_placement: str = "after",
     stra_pool_border: bool = True,
+    ibn: bool = False,
+    mixstyle: bool = False,
+    pooling: str = "avg",
+    input_lowpass: int = 1,
 ) -> ReidMobileNetV2:
     """``stra_blocks=None``: every block at the final resolution (:func:`default_stra_blocks`), or
     none for ``stra_placement="tail"``."""
@@ -232,6 +276,10 @@ def _with_stra(
         reduction=reduction,
         stra_placement=stra_placement,
         stra_pool_border=stra_pool_border,
+        ibn=ibn,
+        mixstyle=mixstyle,
+        pooling=pooling,
+        input_lowpass=input_lowpass,
     )
 
 

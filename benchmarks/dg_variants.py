@@ -1,0 +1,244 @@
+"""Domain generalization on MobileNetV2 (issue 25): controlled variants, scored in two domains.
+
+Every variant is the shipped default's last stage (``benchmarks/configs/dg_stage3_mobilenetv2.yaml``:
+7 epochs at 256x128 with batch-hard triplet, from the stage-2 packed file) with one change, trained
+with the same seeds, then evaluated on Market-1501-mini's test split (in-domain: identities never
+trained on) and on CUHK03-detected's query/gallery (cross-domain: cameras never seen).
+
+    .venv/bin/python -m benchmarks.dg_variants run ibn colour --seeds 0 --parallel 2
+    .venv/bin/python -m benchmarks.dg_variants evaluate
+    .venv/bin/python -m benchmarks.dg_variants summarize
+
+``run`` trains each (variant, seed) as ``reid-stra train --config ... --resume`` in
+``runs/dg_<variant>_seed<seed>`` (one thread each, ``--parallel`` at a time; a finished run is
+skipped, a killed one continues). ``evaluate`` scores each finished run, and the earlier stages'
+packed files (no training: is the last stage over-fitting Market?), on both datasets with one
+``reid-stra evaluate`` call (``eval.json`` in the run folder). ``summarize`` copies configs, logs and
+evaluations to ``benchmarks/results/dg_variants/`` and writes ``summary.json`` / ``summary.md``
+(mean ± sample sd over seeds). Numbers on these splits are not comparable with published ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.pack_weights import pack
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "benchmarks" / "configs" / "dg_stage3_mobilenetv2.yaml"
+RESULTS = ROOT / "benchmarks" / "results" / "dg_variants"
+SHARED = ROOT.parent / "shared" / "data"
+MARKET, CUHK03 = SHARED / "Market-1501-mini", SHARED / "CUHK03-detected"
+# Packed files as committed: the default's stages (the start of every variant is stage 2) and the
+# shipped StRA model, (commit, path).
+DEFAULT_PATH = "weights/mobilenetv2_market1501mini.pth"
+STAGES = {
+    "stage1_128x64": ("4a66cce", DEFAULT_PATH),
+    "stage2_256x128": ("7bcc262", DEFAULT_PATH),
+    "stage3_shipped": ("42ecd5a", DEFAULT_PATH),
+    "stra_shipped": ("a747217", "weights/stra_mobilenetv2_market1501mini.pth"),
+}
+START = "stage2_256x128"
+# Inference-time input low-pass factor (the training crops' native 64x128 vs the 256x128 input).
+LOWPASS = 2
+
+# One change each against the config.
+VARIANTS: dict[str, list[str]] = {
+    "control": [],
+    "colour": ["--set", "color_jitter=true", "--set", "random_grayscale=0.1"],
+    "ibn": ["--set", "model_kwargs={last_stride: 1, ibn: true}"],
+    "mixstyle": ["--set", "model_kwargs={last_stride: 1, mixstyle: true}"],
+    "gem": ["--set", "model_kwargs={last_stride: 1, pooling: gem}"],
+    "emb512": ["--neck", "fc", "--set", "model_kwargs={last_stride: 1, embedding_dim: 512}"],
+}
+
+
+def runs_dir(runs: Path) -> Path:
+    return runs
+
+
+def run_dir(runs: Path, variant: str, seed: int) -> Path:
+    return runs / f"dg_{variant}_seed{seed}"
+
+
+def finished(out: Path) -> bool:
+    return (out / "model_final.pth").is_file()
+
+
+def stage_file(runs: Path, stage: str) -> Path:
+    """A committed stage's packed file, written once from git history into ``runs/dg_start``."""
+    path = runs / "dg_start" / f"{stage.split('_')[0]}.pth"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        commit, weights = STAGES[stage]
+        blob = subprocess.run(
+            ["git", "show", f"{commit}:{weights}"], cwd=ROOT, check=True, capture_output=True
+        ).stdout
+        partial = path.with_suffix(".tmp")
+        partial.write_bytes(blob)
+        partial.replace(path)
+    return path
+
+
+def cli() -> str:
+    return str(Path(sys.executable).with_name("reid-stra"))
+
+
+def run(variants: list[str], seeds: list[int], parallel: int, runs: Path) -> None:
+    """Train every missing (variant, seed), ``parallel`` processes at a time, one thread each."""
+    start = stage_file(runs, START)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    queue = [(v, s) for v in variants for s in seeds if not finished(run_dir(runs, v, s))]
+    running: list[tuple[str, subprocess.Popen]] = []
+    while queue or running:
+        while queue and len(running) < parallel:
+            variant, seed = queue.pop(0)
+            out = run_dir(runs, variant, seed)
+            command = [cli(), "train", "--config", str(CONFIG), "--pretrained", str(start)]
+            command += ["--seed", str(seed), "--out", str(out), "--resume", *VARIANTS[variant]]
+            with open(runs / f"{out.name}.log", "a") as log:  # the child keeps its own handle
+                process = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=ROOT)
+            print(f"start {out.name}", flush=True)
+            running.append((out.name, process))
+        pid, status = os.wait()  # whichever run ends first frees its core
+        for name, process in list(running):
+            if process.pid == pid:
+                running.remove((name, process))
+                code = os.waitstatus_to_exitcode(status)
+                print(f"{'done' if code == 0 else f'FAILED ({code})'} {name}", flush=True)
+
+
+def evaluate_file(weights: Path, out: Path, extra: list[str] | None = None) -> dict:
+    """Both domains in one ``reid-stra evaluate`` call; the JSON is kept as ``out``."""
+    if out.is_file():
+        return json.loads(out.read_text())
+    command = [cli(), "evaluate", "--weights", str(weights), "--json"]
+    command += [
+        "--data",
+        "market1501",
+        "--root",
+        str(MARKET),
+        "--data",
+        "cuhk03-detected",
+        "--root",
+        str(CUHK03),
+    ]
+    result = subprocess.run([*command, *(extra or [])], capture_output=True, text=True, cwd=ROOT)
+    if result.returncode:
+        raise SystemExit(f"evaluate {weights}: {result.stderr.strip()}")
+    out.write_text(result.stdout)
+    return json.loads(result.stdout)
+
+
+def with_lowpass(path: Path) -> Path:
+    """The same weights with the input low-pass recorded as a model option (packed once)."""
+    out = path.with_name(f"{path.stem}_lowpass{LOWPASS}.pth")
+    if not out.is_file():
+        pack(str(path), str(out), model_options={"input_lowpass": LOWPASS})
+    return out
+
+
+def evaluate(runs: Path, seeds: list[int]) -> None:
+    """Both domains for every stage and finished run, as trained and with the input low-pass."""
+    files = [(stage, stage_file(runs, stage)) for stage in STAGES]
+    for variant in VARIANTS:
+        for seed in seeds:
+            out = run_dir(runs, variant, seed)
+            if finished(out):
+                files.append((out.name, out / "model_final.pth"))
+    for name, path in files:
+        for label, weights in ((name, path), (f"{name}+lowpass{LOWPASS}", with_lowpass(path))):
+            result = evaluate_file(weights, weights.with_suffix(".domains.json"))
+            print(label, summary_line(result), flush=True)
+
+
+DOMAINS = {"Market-1501-mini": "market", "CUHK03-detected": "cuhk03"}  # root folder -> column
+
+
+def per_dataset(result: dict) -> dict[str, dict]:
+    """``{"market": {...}, "cuhk03": {...}}`` from a two-dataset ``evaluate --json``."""
+    return {
+        DOMAINS[Path(run["source"]["root"]).name]: {k: run[k] for k in ("mAP", "rank1", "rank5", "mINP")}
+        for run in result["runs"]
+    }
+
+
+def summary_line(result: dict) -> str:
+    return "  ".join(
+        f"{name}: mAP {m['mAP']:.3f} rank-1 {m['rank1']:.3f}" for name, m in per_dataset(result).items()
+    )
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def summarize(runs: Path, seeds: list[int]) -> dict:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict] = {}
+    for stage in STAGES:
+        path = stage_file(runs, stage).with_suffix(".eval.json")
+        if path.is_file():
+            rows[stage] = {"packed": per_dataset(json.loads(path.read_text()))}
+    for variant in VARIANTS:
+        for seed in seeds:
+            out = run_dir(runs, variant, seed)
+            if not (out / "eval_domains.json").is_file():
+                continue
+            kept = RESULTS / out.name
+            kept.mkdir(parents=True, exist_ok=True)
+            for name in ("config.yaml", "metrics.jsonl", "eval_domains.json"):
+                shutil.copyfile(out / name, kept / name)
+            rows.setdefault(variant, {})[str(seed)] = per_dataset(
+                json.loads((out / "eval_domains.json").read_text())
+            )
+    (RESULTS / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (RESULTS / "summary.md").write_text(markdown(rows) + "\n")
+    return rows
+
+
+def markdown(rows: dict) -> str:
+    lines = [
+        "| variant | seeds | Market mAP | Market rank-1 | CUHK03 mAP | CUHK03 rank-1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, seeds in rows.items():
+        cells = [variant, ",".join(seeds)]
+        for dataset in ("market", "cuhk03"):
+            for metric in ("mAP", "rank1"):
+                cells.append(mean_sd([s[dataset][metric] for s in seeds.values() if dataset in s]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    run_parser = sub.add_parser("run")
+    run_parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
+    run_parser.add_argument("--parallel", type=int, default=2)
+    for p in (run_parser, sub.add_parser("evaluate"), sub.add_parser("summarize")):
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+        p.add_argument("--runs", type=Path, default=ROOT / "runs")
+    args = parser.parse_args()
+    if args.action == "run":
+        run(args.variants, args.seeds, args.parallel, args.runs)
+    elif args.action == "evaluate":
+        evaluate(args.runs, args.seeds)
+    else:
+        print(markdown(summarize(args.runs, args.seeds)))
+
+
+if __name__ == "__main__":
+    main()
