@@ -120,16 +120,7 @@ def evaluate_file(weights: Path, out: Path, extra: list[str] | None = None) -> d
     if out.is_file():
         return json.loads(out.read_text())
     command = [cli(), "evaluate", "--weights", str(weights), "--json"]
-    command += [
-        "--data",
-        "market1501",
-        "--root",
-        str(MARKET),
-        "--data",
-        "cuhk03-detected",
-        "--root",
-        str(CUHK03),
-    ]
+    command += ["--data", "market1501", "--root", str(MARKET), "--root", str(CUHK03)]  # Market's layout
     result = subprocess.run([*command, *(extra or [])], capture_output=True, text=True, cwd=ROOT)
     if result.returncode:
         raise SystemExit(f"evaluate {weights}: {result.stderr.strip()}")

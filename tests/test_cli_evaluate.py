@@ -161,8 +161,8 @@ def test_one_call_reports_a_model_on_several_datasets(cli, synthetic_root, tmp_p
     )
     model = build_model("mobilenetv2", input_size=(64, 32))
     weights = save_weights(model, tmp_path / "mobilenet.pth")
-    common = ["evaluate", "--data", "market1501", "--root", synthetic_root, "--root", other, "--weights", weights,
-              "--device", "cpu", "--workers", "0", "--batch-size", "16"]  # fmt: skip
+    common = ["evaluate", "--data", "market1501", "--root", synthetic_root, "--root", other,
+              "--weights", weights, "--device", "cpu", "--workers", "0", "--batch-size", "16"]  # fmt: skip
     result = cli(*common, "--json")
     assert result.exit_code == 0, result.stderr
     runs = json.loads(result.stdout)["runs"]
