@@ -86,6 +86,27 @@ def test_run_writes_its_outputs(reference_run: Path) -> None:
     assert resolve_config(None, reference_run / "config.yaml").to_dict() == checkpoint["config"]
 
 
+def test_training_checkpoints_load_like_the_final_model(cli, reference_run: Path, synthetic_root: Path) -> None:
+    """last.pth / best.pth name their model and input size: every command and the Embedder take
+    them without --model, at the trained size (issue 29)."""
+    import numpy as np
+
+    from reid_stra import Embedder
+
+    crops = sorted((synthetic_root / "query").glob("*.jpg"))[:5]
+    final = Embedder(weights=reference_run / "model_final.pth").embed(crops)
+    for name in ("last.pth", "best.pth"):
+        embedder = Embedder(weights=reference_run / name)
+        assert embedder.info["model"] == "mobilenetv2" and embedder.info["cfg"].input_size == (64, 32)
+        assert "classifier.weight" in embedder.info["load_report"].skipped  # inference has no classifier
+        if name == "last.pth":  # the last epoch's weights are the final model's
+            np.testing.assert_allclose(embedder.embed(crops), final, atol=1e-5)
+    out = reference_run.parent / "from_last.npy"
+    result = cli("extract", *crops, "-o", out, "--weights", reference_run / "last.pth", "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    assert np.load(out).shape == final.shape
+
+
 def test_fixbase_epoch_trains_only_new_layers(synthetic_root: Path, tmp_path: Path) -> None:
     from reid_stra.models import build_model
 

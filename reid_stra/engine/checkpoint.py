@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from reid_stra.errors import ReidError
+from reid_stra.models.weights import TRAINING_FORMAT
 from reid_stra.utils.atomic import atomic_torch_save
 from reid_stra.utils.notice import Notice, silent
 
-FORMAT = "reid-stra-train"
+FORMAT = TRAINING_FORMAT
 FORMAT_VERSION = 1
 LAST = "last.pth"
 PREV = "prev.pth"

@@ -132,7 +132,8 @@ def load_model(
             raise ReidError(
                 f"{path}: holds a {saved_name} model, not {model}; drop --model or pass --model {saved_name}"
             )
-        kwargs = dict(checkpoint.get("model_kwargs") or {})
+        # Inference needs no classifier (a training checkpoint's is skipped and reported).
+        kwargs = {**(checkpoint.get("model_kwargs") or {}), "num_classes": 0}
         saved_cfg = checkpoint.get("default_cfg") or {}
         name = saved_name
     else:

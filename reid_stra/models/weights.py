@@ -30,6 +30,8 @@ from reid_stra.utils.atomic import atomic_torch_save
 
 FORMAT = "reid-stra"
 FORMAT_VERSION = 1
+# The trainer's last.pth / prev.pth / best.pth: the same model fields plus the training state.
+TRAINING_FORMAT = "reid-stra-train"
 CLASSIFIER_PREFIXES = ("classifier.",)
 IMAGENET_CLASSIFIER_PREFIXES = ("fc.", "classifier.")
 HEAD_PREFIXES = ("global_avg_pool.", "bnneck.")
@@ -309,4 +311,5 @@ def _plain(value: Any) -> Any:
 
 
 def is_our_checkpoint(obj: dict[str, Any]) -> bool:
-    return obj.get("format") == FORMAT and isinstance(obj.get("model"), str)
+    """A file that names its model: packed weights, ``model_final.pth`` or a training checkpoint."""
+    return obj.get("format") in (FORMAT, TRAINING_FORMAT) and isinstance(obj.get("model"), str)
