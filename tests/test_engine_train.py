@@ -86,7 +86,9 @@ def test_run_writes_its_outputs(reference_run: Path) -> None:
     assert resolve_config(None, reference_run / "config.yaml").to_dict() == checkpoint["config"]
 
 
-def test_training_checkpoints_load_like_the_final_model(cli, reference_run: Path, synthetic_root: Path) -> None:
+def test_training_checkpoints_load_like_the_final_model(
+    cli, reference_run: Path, synthetic_root: Path
+) -> None:
     """last.pth / best.pth name their model and input size: every command and the Embedder take
     them without --model, at the trained size (issue 29)."""
     import numpy as np
