@@ -20,12 +20,14 @@ from reid_stra.errors import ReidError
 if TYPE_CHECKING:  # pragma: no cover
     from reid_stra.metrics.rank import evaluate_rank
     from reid_stra.models import build_model, list_models, load_weights
+    from reid_stra.retrieval.boxes import crop_boxes
     from reid_stra.retrieval.embedder import Embedder
 
 __all__ = [
     "__version__",
     "ReidError",
     "Embedder",
+    "crop_boxes",
     "build_model",
     "list_models",
     "load_weights",
@@ -35,6 +37,7 @@ __all__ = [
 # Imported lazily so `reid-stra --help` does not pay for importing torch.
 _LAZY = {
     "Embedder": "reid_stra.retrieval.embedder",
+    "crop_boxes": "reid_stra.retrieval.boxes",
     "build_model": "reid_stra.models",
     "list_models": "reid_stra.models",
     "load_weights": "reid_stra.models",

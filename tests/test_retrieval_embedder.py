@@ -3,6 +3,7 @@ kind, applies the model's own preprocessing, and fails in one line on bad input.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,6 @@ def test_unnormalized_embeddings_are_raw_features(crops) -> None:
 @pytest.mark.parametrize(
     ("crops", "message"),
     [
-        ([], "no crops given"),
         ([np.zeros((64, 32, 3), dtype=np.float64)], "crop 0 is a float64 array"),
         ([np.zeros((64, 32), dtype=np.uint8)], "crop 0 has shape (64, 32)"),
         ([np.zeros((64, 32, 4), dtype=np.uint8)], "crop 0 has shape (64, 32, 4)"),
@@ -123,3 +123,46 @@ def test_the_readmes_embedding_snippet_runs_as_written(tmp_path: Path, monkeypat
     namespace: dict = {}
     exec(compile(snippet, "README.md", "exec"), namespace)
     assert namespace["features"].shape == (2, namespace["embedder"].dim)
+
+
+def _readme_snippets() -> tuple[str, str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Python API")[1]
+    blocks = [part.split("```")[0] for part in section.split("```python\n")[1:3]]
+    return blocks[0], blocks[1]
+
+
+def test_the_readmes_tracker_snippet_runs_with_the_real_deep_sort(tmp_path: Path, monkeypatch) -> None:
+    """The README's two snippets in order, as a user pastes them: a float box, a box past the frame
+    edge, then a frame with no person (deep-sort-realtime's own embedders answer [] there)."""
+    pytest.importorskip("deep_sort_realtime.deepsort_tracker")
+    embedding, tracking = _readme_snippets()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(tmp_path / "frame.jpg")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(embedding, "README.md", "exec"), namespace)
+    exec(compile(tracking, "README.md", "exec"), namespace)
+    assert namespace["tracks"] == []  # no confirmed track after two frames, and no crash
+
+
+def test_no_crops_give_no_embeddings(embedder) -> None:
+    assert embedder.predict([]) == []
+    assert embedder.embed([]).shape == (0, embedder.dim)
+    assert embedder.embed(torch.zeros(0, 3, 64, 32)).shape == (0, embedder.dim)
+
+
+def test_crop_boxes_clips_rounds_and_names_a_box_outside_the_frame() -> None:
+    frame = np.arange(10 * 20 * 3, dtype=np.uint8).reshape(10, 20, 3)
+    crops = reid_stra.crop_boxes(frame, [(-5, -2, 4.2, 3.5), (18.5, 8.1, 40, 30), (2, 2, 6, 8)])
+    assert [c.shape[:2] for c in crops] == [(4, 5), (2, 2), (6, 4)]
+    np.testing.assert_array_equal(crops[2], frame[2:8, 2:6])
+    np.testing.assert_array_equal(crops[1], frame[8:10, 18:20])
+    assert reid_stra.crop_boxes(frame, []) == []
+    for boxes, message in (
+        ([(25, 0, 30, 5)], "box 0 (25, 0, 30, 5) has no pixel inside the 20 x 10 frame"),
+        ([(1, 1, 5)], "box 0 is (1, 1, 5); expected four numbers"),
+        ([(0, 0, float("nan"), 4)], "not a finite number"),
+    ):
+        with pytest.raises(ReidError, match=re.escape(message)):
+            reid_stra.crop_boxes(frame, boxes)

@@ -75,8 +75,10 @@ class Embedder:
     def embed(self, crops: Sequence[Crop] | np.ndarray | torch.Tensor, *, bgr: bool = False) -> np.ndarray:
         """Embed ``crops``: a list of numpy H x W x 3 uint8 arrays (RGB; BGR with ``bgr=True``, as
         OpenCV gives them), PIL images or image paths, or an N x 3 x H x W tensor (uint8, or float
-        in [0, 1]). Returns N x D float32 in input order."""
+        in [0, 1]). Returns N x D float32 in input order (0 x D for no crops: a frame with nobody)."""
         batch = self._to_model_input(crops, bgr)
+        if batch.shape[0] == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
         if self._forward is None:
             self._forward = make_forward(self.model, self.device, self._optimize, self.precision.name)
         parts = []
@@ -91,7 +93,8 @@ class Embedder:
 
     def predict(self, crops: Sequence[Crop], *, bgr: bool = True) -> list[np.ndarray]:
         """deep_sort_realtime's embedder contract: BGR crops cut from an OpenCV frame in, a list
-        of one 1-D float32 embedding per crop out (pass it as ``update_tracks(..., embeds=...)``)."""
+        of one 1-D float32 embedding per crop out (pass it as ``update_tracks(..., embeds=...)``);
+        no crops, no embeddings (``[]``), as deep_sort_realtime's own embedders answer."""
         return list(self.embed(crops, bgr=bgr))
 
     # -- input conversion ------------------------------------------------------------------
@@ -109,14 +112,14 @@ class Embedder:
             )
         crops = list(crops)
         if not crops:
-            raise ReidError("embed: no crops given; pass a non-empty list of images")
+            return torch.zeros(0, 3, *self.preprocess.input_size)
         return torch.stack([self._transform(_as_pil(crop, index, bgr)) for index, crop in enumerate(crops)])
 
     def _tensor_batch(self, batch: torch.Tensor, bgr: bool) -> torch.Tensor:
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ReidError(f"embed: a tensor batch must be N x 3 x H x W, got {tuple(batch.shape)}")
         if batch.shape[0] == 0:
-            raise ReidError("embed: no crops given; the tensor batch is empty")
+            return torch.zeros(0, 3, *self.preprocess.input_size)
         if bgr:
             batch = batch.flip(1)
         if batch.dtype == torch.uint8:  # the exact path of image files: PIL resize
