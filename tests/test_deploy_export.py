@@ -45,19 +45,20 @@ def shipped_onnx(tmp_path_factory: pytest.TempPathFactory):
 @needs_shipped
 def test_onnx_matches_pytorch_at_batch_1_7_32_and_states_its_contract(shipped_onnx) -> None:
     model, info, path = shipped_onnx
-    meta = json.loads(metadata_path(path).read_text())
-    for key in (
-        "model_name",
-        "preprocess",
-        "img_size",
-        "input_name",
-        "output_names",
-        "dynamic_batch",
-        "opset",
-    ):
-        assert key in meta
+    sidecar = json.loads(metadata_path(path).read_text())
+    # BoxMOT 25's reader (reid.core.artifacts/registry/preprocessing): these keys, these meanings.
+    assert sidecar["schema_version"] == 1 and sidecar["model_kwargs_schema_version"] == 1
+    assert sidecar["model_name"] == info["model"]
+    assert sidecar["preprocess"] in ("resize", "resize_pad")  # anything else makes BoxMOT raise
+    assert sidecar["model_kwargs"] == {
+        "img_size": list(info["cfg"].input_size),
+        "feat_dim": info["cfg"].embedding_dim,
+    }
+    assert "img_size" not in sidecar and "input_name" not in sidecar  # ours live under our key
+    meta = sidecar["reid_stra"]
     assert meta["input_name"] == "images" and meta["output_names"] == ["features"] and meta["normalized"]
     assert meta["artifact_sha256"] and meta["source_weights_sha256"] == info["weights_sha256"]
+    assert meta["imagenet_normalization"]  # what BoxMOT applies to every crop
     assert not list(path.parent.glob("*.data")), "an external-data side file was written"
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     torch.manual_seed(0)
@@ -151,3 +152,16 @@ def test_evaluate_and_search_accept_the_onnx_file(
     query = sorted((synthetic_root / "query").glob("*.jpg"))[0]
     found = cli("search", query, "--gallery", gallery, *common)
     assert found.exit_code == 0, found.stderr
+
+
+def test_an_export_with_the_older_flat_sidecar_still_loads(shipped_onnx, tmp_path: Path) -> None:
+    """Exports made before our fields moved under "reid_stra" keep working with --weights."""
+    _, info, path = shipped_onnx
+    sidecar = json.loads(metadata_path(path).read_text())
+    old = tmp_path / "old.onnx"
+    old.write_bytes(path.read_bytes())
+    flat = {"model_name": sidecar["model_name"], "preprocess": "imagenet", **sidecar["reid_stra"]}
+    metadata_path(old).write_text(json.dumps(flat))
+    _, old_info = load_model(weights=old)
+    assert old_info["cfg"].input_size == info["cfg"].input_size
+    assert old_info["source_weights_sha256"] == info["weights_sha256"]

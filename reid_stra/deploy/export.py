@@ -28,6 +28,15 @@ FORMATS = ("onnx", "torchscript")
 INPUT_NAME = "images"
 OUTPUT_NAME = "features"
 OPSET = 18
+BOXMOT_SCHEMA_VERSION = 1  # BoxMOT's artifact-metadata and model_kwargs schema version
+OUR_KEY = "reid_stra"  # our own fields in the sidecar, under one key BoxMOT does not read
+
+
+def our_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """Our fields of a sidecar: under ``OUR_KEY`` (top level in exports before that key existed)."""
+    return meta[OUR_KEY] if isinstance(meta.get(OUR_KEY), dict) else meta
+
+
 EXPORT_EXTRA = "pip install 'reid-stra[export]'"
 
 
@@ -84,25 +93,33 @@ def export_model(
     atomic_write_with(out, lambda handle: handle.write(data))
     sha256 = hashlib.sha256(data).hexdigest()
     meta = {
-        # the fields BoxMOT's ONNX backend reads
+        # BoxMOT's artifact sidecar, with BoxMOT's meaning (its reid.core.artifacts / registry):
+        # the architecture name, the crop size in its versioned model_kwargs, and how crops are
+        # cut ("resize": a plain resize to img_size; BoxMOT then applies ImageNet mean/std).
+        "schema_version": BOXMOT_SCHEMA_VERSION,
         "model_name": info["model"],
-        "preprocess": "imagenet" if (cfg.mean, cfg.std) == (IMAGENET_MEAN, IMAGENET_STD) else "custom",
-        "img_size": [height, width],
-        "input_name": INPUT_NAME,
-        "output_names": [OUTPUT_NAME],
-        "dynamic_batch": True,
-        "opset": opset if format == "onnx" else None,
-        "artifact_sha256": sha256,
+        "model_kwargs_schema_version": BOXMOT_SCHEMA_VERSION,
+        "model_kwargs": {"img_size": [height, width], "feat_dim": int(cfg.embedding_dim)},
+        "preprocess": "resize",
         # ours
-        "format": format,
-        "input_layout": "NCHW float32 RGB, (pixel/255 - mean) / std",
-        "mean": [float(v) for v in cfg.mean],
-        "std": [float(v) for v in cfg.std],
-        "embedding_dim": int(cfg.embedding_dim),
-        "normalized": bool(normalize),
-        "source_weights": info.get("weights"),
-        "source_weights_sha256": info.get("weights_sha256"),
-        "tool_version": __version__,
+        OUR_KEY: {
+            "format": format,
+            "input_name": INPUT_NAME,
+            "output_names": [OUTPUT_NAME],
+            "dynamic_batch": True,
+            "opset": opset if format == "onnx" else None,
+            "artifact_sha256": sha256,
+            "img_size": [height, width],
+            "input_layout": "NCHW float32 RGB, (pixel/255 - mean) / std",
+            "mean": [float(v) for v in cfg.mean],
+            "std": [float(v) for v in cfg.std],
+            "imagenet_normalization": (cfg.mean, cfg.std) == (IMAGENET_MEAN, IMAGENET_STD),
+            "embedding_dim": int(cfg.embedding_dim),
+            "normalized": bool(normalize),
+            "source_weights": info.get("weights"),
+            "source_weights_sha256": info.get("weights_sha256"),
+            "tool_version": __version__,
+        },
     }
     atomic_write_json(metadata_path(out), meta)
     return ExportResult(out, metadata_path(out), format, sha256, len(data))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reid_stra.deploy.export import EXPORT_EXTRA, metadata_path
+from reid_stra.deploy.export import EXPORT_EXTRA, metadata_path, our_metadata
 from reid_stra.errors import ReidError
 from reid_stra.models.cfg import PretrainedCfg
 
@@ -76,10 +76,11 @@ def load_onnx_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     if not path.is_file():
         raise ReidError(f"--weights {path}: file not found")
     try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        sidecar = json.loads(meta_file.read_text(encoding="utf-8"))
+        meta = our_metadata(sidecar)
         size = [int(v) for v in meta["img_size"]]
         cfg = PretrainedCfg(
-            name=str(meta["model_name"]),
+            name=str(sidecar["model_name"]),
             input_size=(size[0], size[1]),
             mean=tuple(float(v) for v in meta["mean"]),
             std=tuple(float(v) for v in meta["std"]),
