@@ -86,3 +86,17 @@ def test_train_then_refuse_then_resume(cli, synthetic_root: Path, tmp_path: Path
     summary = json.loads(longer.stdout)
     assert summary["epochs_done"] == 2 and summary["finished"]
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_a_short_run_clamps_the_recipes_fixbase_epochs_with_a_notice(
+    cli, synthetic_root: Path, tmp_path: Path
+) -> None:
+    """`train --epochs 3` with the paper recipe (8 fixbase epochs) runs, training every layer in its
+    last epoch; a --fixbase-epochs the user gave is never changed behind their back."""
+    common = ["train", "--root", synthetic_root, "--out", tmp_path / "r", "--epochs", "3", "--dry-run"]
+    result = cli(*common, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["fixbase_epochs"] == 2
+    assert "the paper recipe's 8 is more than --epochs 3; training only the new layers for 2" in result.stderr
+    explicit = cli(*common, "--fixbase-epochs", "5")
+    assert explicit.exit_code == 2 and "--fixbase-epochs 5: more than --epochs 3" in explicit.stderr

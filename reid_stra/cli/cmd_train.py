@@ -219,6 +219,8 @@ def _dry_run(plan: Any, as_json: bool) -> None:
     config = plan.config
     get_entry(config.model)  # an unknown model name fails here, with a suggestion
     dataset = load_dataset(config.data, config.root, **config.data_options)
+    for note in plan.notes:  # stderr: the JSON on stdout stays machine-readable
+        info(note)
     if as_json:
         emit_json(
             {
@@ -235,6 +237,4 @@ def _dry_run(plan: Any, as_json: bool) -> None:
         f"{dataset.name} in {dataset.root}", columns, [[r[c] for c in columns] for r in dataset.summary()]
     )
     print_table(f"resolved config (recipe {plan.recipe})", ["key", "value"], list(config.to_dict().items()))
-    for note in plan.notes:
-        info(note)
     info(f"dry run: nothing written; the run would write to {plan.out_dir}")

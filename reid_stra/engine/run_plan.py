@@ -92,6 +92,17 @@ def plan_run(
                 "pass --resume to continue it, --overwrite to replace it, or choose another --out"
             )
         config, recipe_name = resolve_config_and_recipe(recipe, config_file, overrides)
+        given = set(overrides) | (set(load_config_file(config_file)) if config_file else set())
+        if config.fixbase_epochs > config.epochs and "fixbase_epochs" not in given:
+            # The recipe's fixbase epochs assume its full schedule; a shorter run keeps at least
+            # one epoch that trains every layer.
+            clamped = max(0, config.epochs - 1)
+            notes.append(
+                f"--fixbase-epochs: the {recipe_name} recipe's {config.fixbase_epochs} is more than "
+                f"--epochs {config.epochs}; training only the new layers for {clamped} "
+                "(pass --fixbase-epochs N to choose)"
+            )
+            config.fixbase_epochs = clamped
         plan = RunPlan(config, out_dir, recipe_name, notes=notes)
     plan.config.validate()
     return plan
