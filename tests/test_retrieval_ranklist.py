@@ -82,3 +82,19 @@ def test_bad_arguments(tmp_path: Path) -> None:
         save_ranklist([query], [[query]], tmp_path / "ranks.jpg")
     with pytest.raises(ReidError, match="one list of matches per query"):
         save_ranklist([query, query], [[query]], tmp_path / "ranks.png")
+
+
+def test_a_long_ranked_list_draws_at_most_max_tiles_per_row(tmp_path: Path) -> None:
+    """`search --show --top-k 500` gives a readable picture (issue 28: a 131,698-px-wide PNG before):
+    the width stops growing at MAX_TILES matches and the row title says how many are drawn."""
+    from reid_stra.viz.ranklist import MAX_TILES
+
+    query = _crop(tmp_path / "q.png", (0, 0, 0))
+    size = (40, 20)
+    widths = {n: draw_ranklist([query], [[query] * n], size=size).size[0] for n in (MAX_TILES, 60, 500)}
+    assert widths[60] == widths[500] == widths[MAX_TILES]
+    full = np.asarray(draw_ranklist([query], [[query] * MAX_TILES], size=size).convert("L"))
+    capped = np.asarray(draw_ranklist([query], [[query] * 60], size=size).convert("L"))
+    x, y = tile_origin(0, 0, size)
+    title_band = slice(y - 18, y - 4)
+    assert (full[title_band] != capped[title_band]).sum() > 20  # "first 20 of 60 matches drawn"

@@ -106,3 +106,14 @@ def test_explain_refuses_a_model_without_stra(cli, synthetic_root, tmp_path) -> 
     assert result.exit_code == 2
     assert "no StRA" in result.stderr
     assert not (tmp_path / "m.png").exists()
+
+
+def test_explain_names_why_an_exported_model_cannot_be_drawn(cli, synthetic_root, tmp_path) -> None:
+    exported = tmp_path / "reid.onnx"
+    exported.write_bytes(b"not read: the suffix is enough")
+    result = cli("explain", synthetic_root / "query", "-o", tmp_path / "m.png", "--weights", exported)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: --weights {exported}: explain reads the StRA layers' pooling maps from the PyTorch model; "
+        "pass the .pth weights the export was made from"
+    ]

@@ -52,6 +52,11 @@ def explain(
         model = default_stra_model_name()  # the default model may have no StRA to explain
     if out.suffix.lower() != ".png":
         raise ReidError(f"-o {out}: the mode figures are PNG files; give a name ending in .png")
+    if weights is not None and weights.suffix.lower() in (".onnx", ".torchscript"):
+        raise ReidError(
+            f"--weights {weights}: explain reads the StRA layers' pooling maps from the PyTorch model; "
+            "pass the .pth weights the export was made from"
+        )
     paths = expand_inputs([str(p) for p in images])[:max_images]
     net, meta = load_model(model, None if weights is None else str(weights), device=device)
     crops = [read_image(path) for path in paths]

@@ -23,6 +23,7 @@ OTHER_ID = (215, 40, 40)
 UNKNOWN_ID = (150, 150, 150)
 QUERY = (40, 90, 200)
 FIRST_CORRECT = (10, 90, 30)  # the extra frame around a row's first correct match
+MAX_TILES = 20  # matches drawn per row at most, whatever the table shows (a readable picture)
 _BORDER = 4
 _RING = 3  # width of the first-correct frame, drawn in the gap around the tile
 _GAP = 8  # between crops
@@ -83,14 +84,16 @@ def draw_ranklist(
     each with its rank, distance and id (the file name where the id is unknown), under a legend
     of the border colours.
 
-    ``size`` is each crop's (height, width); ``top_k`` limits the matches drawn per row;
+    ``size`` is each crop's (height, width); ``top_k`` limits the matches drawn per row (never more
+    than ``MAX_TILES``: the row title says how many of how many are drawn);
     ``first_hits`` gives each row's 1-based rank of the first correct match (found from the
     ids when not given), framed in the picture and named in the row title.
     """
     if len(gallery_paths_per_query) != len(query_paths) or not query_paths:
         raise ReidError("ranked list: need one list of matches per query (and at least one query)")
     height, width = int(size[0]), int(size[1])
-    shown = max(len(m) for m in gallery_paths_per_query) if top_k is None else int(top_k)
+    matches = max(len(m) for m in gallery_paths_per_query) if top_k is None else int(top_k)
+    shown = min(matches, MAX_TILES)
     tile_w = width + 2 * _BORDER
     canvas_w = max(_GAP + tile_w + _QUERY_GAP + shown * (tile_w + _GAP), 560)
     rows_h = len(query_paths) * _row_height(height)
@@ -103,8 +106,11 @@ def draw_ranklist(
         pids = [_item(match_pids[row], col) if match_pids is not None else None for col in range(shown)]
         first = _item(first_hits, row) if first_hits is not None else _first_correct(query_pid, pids)
         x, y = tile_origin(row, -1, size)
-        draw.text((x, y - _ROW_TITLE + 2), _row_title(query, query_pid, _item(query_camids, row), first),
-                  fill=_TEXT, font=font)  # fmt: skip
+        title = _row_title(query, query_pid, _item(query_camids, row), first)
+        listed = min(matches, len(gallery_paths_per_query[row]))
+        if listed > shown:
+            title += f"  |  first {shown} of {listed} matches drawn"
+        draw.text((x, y - _ROW_TITLE + 2), title, fill=_TEXT, font=font)
         _tile(canvas, draw, query, (x, y), (width, height), QUERY, ("query", ""), font)
         for col, path in enumerate(list(gallery_paths_per_query[row])[:shown]):
             pid = pids[col]
