@@ -92,19 +92,32 @@ def test_gem_pooling_is_average_pooling_at_p_1_and_learns_p() -> None:
 
 
 def test_input_lowpass_removes_detail_finer_than_the_training_crops() -> None:
+    from PIL import Image
+
     lowpass = InputLowPass(2)
+    inner = (slice(None), slice(None), slice(3, -3), slice(3, -3))  # edges are replicated, not wrapped
     flat = torch.full((1, 3, 64, 32), 0.3)
     checker = flat + 0.5 * (torch.arange(64).view(64, 1) + torch.arange(32).view(1, 32)).remainder(2)
-    assert torch.allclose(lowpass(flat), flat) and torch.allclose(lowpass(checker), flat + 0.25)
+    assert torch.allclose(lowpass(flat), flat) and torch.allclose(
+        lowpass(checker)[inner], (flat + 0.25)[inner]
+    )
     smooth = F.interpolate(torch.rand(1, 3, 8, 4), size=(64, 32), mode="bilinear", align_corners=False)
     assert (lowpass(smooth) - smooth).abs().mean() < 0.01  # already smooth: nearly unchanged
+    # What resizing the crop to half size and back with Pillow (the training crops' resampling) does.
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 32, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    pillow = np.asarray(
+        image.resize((16, 32), Image.BILINEAR).resize((32, 64), Image.BILINEAR), dtype=np.float32
+    )
+    ours = lowpass(torch.from_numpy(pixels.astype(np.float32)).permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+    assert np.abs(ours.numpy() - pillow)[3:-3, 3:-3].max() < 3.0  # Pillow rounds to uint8 twice
     torch.manual_seed(0)
     plain = build_model("mobilenetv2").eval()
     filtered = build_model("mobilenetv2", input_lowpass=2).eval()
-    filtered.load_state_dict(plain.state_dict(), strict=True)
+    filtered.load_state_dict(plain.state_dict(), strict=True)  # no tensors of its own
     with torch.no_grad():  # random weights give tiny features: compare directions
-        assert _cosine(filtered(checker), filtered(flat + 0.25)) > 0.9999
-        assert _cosine(plain(checker), plain(flat + 0.25)) < 0.99
+        assert _cosine(filtered(checker), plain(lowpass(checker))) > 0.9999
+        assert _cosine(plain(checker), plain(lowpass(checker))) < 0.99
     assert filtered.pretrained_cfg.kwargs["input_lowpass"] == 2  # recorded with the weights
     for bad in (0, 1.5, "2"):
         with pytest.raises(ReidError, match="input_lowpass"):
