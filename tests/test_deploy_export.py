@@ -165,3 +165,32 @@ def test_an_export_with_the_older_flat_sidecar_still_loads(shipped_onnx, tmp_pat
     _, old_info = load_model(weights=old)
     assert old_info["cfg"].input_size == info["cfg"].input_size
     assert old_info["source_weights_sha256"] == info["weights_sha256"]
+
+
+def test_features_of_the_same_weights_mix_across_backends(
+    cli, shipped_onnx, synthetic_root: Path, tmp_path: Path
+):
+    """A PyTorch gallery with ONNX queries of the same weights: allowed (the sidecar records the
+    source weights); features of another model are still refused."""
+    _, info, path = shipped_onnx
+    common = ["--workers", "0", "--device", "cpu"]
+    onnx_query, torch_gallery, stra_gallery = tmp_path / "q.npy", tmp_path / "g.npy", tmp_path / "s.npy"
+    assert (
+        cli("extract", synthetic_root / "query", "-o", onnx_query, "--weights", path, *common).exit_code == 0
+    )
+    assert cli("extract", synthetic_root / "bounding_box_test", "-o", torch_gallery, *common).exit_code == 0
+    sidecar = json.loads(onnx_query.with_suffix(".json").read_text())
+    assert sidecar["backend"] == "onnxruntime" and sidecar["source_weights_sha256"] == info["weights_sha256"]
+    mixed = cli("evaluate", "--query-features", onnx_query, "--gallery-features", torch_gallery, "--json")
+    assert mixed.exit_code == 0, mixed.stderr
+    other = [
+        "extract",
+        synthetic_root / "bounding_box_test",
+        "-o",
+        stra_gallery,
+        "--model",
+        "stra_mobilenetv2",
+    ]
+    assert cli(*other, *common).exit_code == 0
+    refused = cli("evaluate", "--query-features", onnx_query, "--gallery-features", stra_gallery)
+    assert refused.exit_code == 2 and "differs from" in refused.stderr

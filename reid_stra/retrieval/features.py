@@ -44,6 +44,9 @@ class FeatureMeta:
     model: str | None = None
     weights: str | None = None
     weights_sha256: str | None = None
+    # The PyTorch weights the features come from: weights_sha256 itself, or for an exported .onnx
+    # the checksum of the weights it was exported from (same weights, same space, either backend).
+    source_weights_sha256: str | None = None
     backend: str = "pytorch"  # what ran the model: pytorch, or onnxruntime for an exported .onnx
     input_size: list[int] = field(default_factory=lambda: [256, 128])
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
@@ -89,6 +92,7 @@ class FeatureMeta:
             model=info.get("model"),
             weights=None if info.get("weights") is None else os.path.abspath(info["weights"]),
             weights_sha256=info.get("weights_sha256"),
+            source_weights_sha256=info.get("source_weights_sha256") or info.get("weights_sha256"),
             backend=str(info.get("backend", "pytorch")),
             input_size=[int(v) for v in (input_size or cfg.input_size)],
             mean=[float(v) for v in cfg.mean],
@@ -258,13 +262,14 @@ def load_features(
 def check_compatible(query: FeatureMeta, gallery: FeatureMeta, query_name: str, gallery_name: str) -> None:
     """Raise when two feature sets live in different spaces (comparing them would be nonsense).
 
-    Model, weights checksum, dimension, L2 normalization, input size and pixel normalization
-    must all agree; test-time flip averaging may differ (it only smooths the same space).
+    Model, source weights, dimension, L2 normalization, input size and pixel normalization must
+    all agree; test-time flip averaging and the backend may differ (an ONNX export of the same
+    weights gives the same features to within float error).
     """
     checks = [
         ("embedding dimension", query.embedding_dim, gallery.embedding_dim),
         ("model", query.model, gallery.model),
-        ("weights checksum", query.weights_sha256, gallery.weights_sha256),
+        ("source weights checksum", _source(query), _source(gallery)),
         ("L2 normalization", query.normalized, gallery.normalized),
         ("input size", list(query.input_size), list(gallery.input_size)),
         ("pixel mean", _rounded(query.mean), _rounded(gallery.mean)),
@@ -277,6 +282,11 @@ def check_compatible(query: FeatureMeta, gallery: FeatureMeta, query_name: str, 
                 "query and gallery features must come from the same model and settings "
                 "(re-extract one of them)"
             )
+
+
+def _source(meta: FeatureMeta) -> str | None:
+    """Older sidecars have no source checksum: their own weights' stands for it."""
+    return meta.source_weights_sha256 or meta.weights_sha256
 
 
 def _rounded(values: Sequence[float]) -> list[float]:
