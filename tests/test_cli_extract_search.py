@@ -283,6 +283,8 @@ def test_index_build_info_and_search_with_it(cli, workdir: Path, gallery: Path, 
     assert json.loads(result.stdout)["kind"] == "hnsw" and copy.with_suffix(".faiss").is_file()
     info = json.loads(cli("index", "info", copy, "--json").stdout)
     assert info["index_kind"] == "hnsw" and info["index_current"] is True
+    table = cli("index", "build", copy, "--kind", "hnsw", "--m", "8")  # the table a person reads
+    assert table.exit_code == 0 and "{'" not in table.stdout and "m 8" in table.stdout
     exact = json.loads(
         cli("search", "--query-features", query_features, "--gallery", gallery, "--json").stdout
     )

@@ -124,6 +124,6 @@ def extract(
         emit_json(result)
         return
     rows = [(key, value) for key, value in result.items() if key != "skipped"]
-    print_table(f"features of {meta.count} images", ["", "value"], rows)
+    print_table(f"features of {meta.count} image{'' if meta.count == 1 else 's'}", ["", "value"], rows)
     for item in meta.skipped:
         info(f"[yellow]skipped:[/] {item['reason']}")

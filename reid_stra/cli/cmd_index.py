@@ -128,4 +128,11 @@ def show_info(
 
 
 def _print(title: str, result: dict) -> None:
-    print_table(title, ["", "value"], [(key, value) for key, value in result.items()])
+    print_table(title, ["", "value"], [(key, _plain(value)) for key, value in result.items()])
+
+
+def _plain(value: object) -> object:
+    """Nested values as ``key value, ...`` text, not Python's repr of a dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items() if v is not None) or "-"
+    return value

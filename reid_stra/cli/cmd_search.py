@@ -81,10 +81,11 @@ def search(
         help="Use this feature file (.npy) as the queries instead of images.",
     ),
     model: Annotated[
-        str | None, model_option("the gallery's (and it must be)", "Model for the query images.")
+        str | None, model_option("the gallery's model", "Model for the query images (must be the gallery's).")
     ] = None,
     weights: Annotated[
-        Path | None, weights_option("the gallery's (and it must be)", "Checkpoint for the query images.")
+        Path | None,
+        weights_option("the gallery's weights", "Checkpoint for the query images (must be the gallery's)."),
     ] = None,
     show: Path | None = typer.Option(
         None, "--show", show_default="none", help="Draw the ranked lists into this PNG."
