@@ -98,3 +98,32 @@ def test_a_long_ranked_list_draws_at_most_max_tiles_per_row(tmp_path: Path) -> N
     x, y = tile_origin(0, 0, size)
     title_band = slice(y - 18, y - 4)
     assert (full[title_band] != capped[title_band]).sum() > 20  # "first 20 of 60 matches drawn"
+
+
+def test_same_camera_matches_are_marked_and_skipped_for_the_first_correct_match(tmp_path: Path) -> None:
+    """The protocol ignores the query's id seen by the query's own camera: the picture says so (an
+    amber border, the camera under each tile) and frames the first match the protocol counts."""
+    from reid_stra.viz.ranklist import SAME_CAMERA
+
+    query = _crop(tmp_path / "q.png", (0, 0, 0))
+    matches = [_crop(tmp_path / f"g{i}.png", (255, 255, 0)) for i in range(3)]
+    size = (40, 20)
+    kwargs = dict(query_pids=[7], query_camids=[1], match_pids=[[7, 8, 7]], size=size)
+    image = draw_ranklist([query], [matches], match_camids=[[1, 2, 3]], **kwargs)
+    without_cameras = draw_ranklist([query], [matches], **kwargs)
+
+    def pixel(picture, col: int, dx: int, dy: int) -> tuple[int, int, int]:
+        x, y = tile_origin(0, col, size)
+        return picture.getpixel((x + dx, y + dy))
+
+    assert (pixel(image, 0, 1, 1), pixel(image, 1, 1, 1), pixel(image, 2, 1, 1)) == (
+        SAME_CAMERA,
+        OTHER_ID,
+        SAME_ID,
+    )
+    assert pixel(image, 2, -2, -2) == FIRST_CORRECT and pixel(image, 0, -2, -2) == (255, 255, 255)
+    assert pixel(without_cameras, 0, 1, 1) == SAME_ID and pixel(without_cameras, 0, -2, -2) == FIRST_CORRECT
+    x, y = tile_origin(0, 1, size)
+    label = (slice(y + size[0] + 8, y + size[0] + 8 + 28), slice(x, x + 40))
+    grey = (np.asarray(image.convert("L"))[label], np.asarray(without_cameras.convert("L"))[label])
+    assert (grey[0] != grey[1]).sum() > 10  # "cam 2" under the tile

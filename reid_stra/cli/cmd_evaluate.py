@@ -335,6 +335,7 @@ def _write_report(
                 query_pids=[s.pid for s in run.query],
                 query_camids=[s.camid for s in run.query],
                 gallery_pids=[s.pid for s in run.gallery],
+                gallery_camids=[s.camid for s in run.gallery],
                 settings=run.source,
             )  # fmt: skip
         )

@@ -1,9 +1,10 @@
 """Ranked-list pictures (`reid-stra search --show`): each query followed by its top-k matches.
 
 The fastest way for a person to judge a re-ID model is to look at what it retrieves: a green
-border marks a match with the query's id, red another id, grey an unknown id. The distance is
-written under each crop. A crop that cannot be read is drawn as a grey placeholder rather than
-failing the whole picture.
+border marks a match with the query's id, red another id, grey an unknown id, amber the query's
+id seen by the query's own camera (the evaluation protocol ignores those, so the "first correct
+match" skips them too). Rank, distance, id and camera are written under each crop. A crop that
+cannot be read is drawn as a grey placeholder rather than failing the whole picture.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from reid_stra.utils.atomic import atomic_write_with
 SAME_ID = (30, 170, 60)
 OTHER_ID = (215, 40, 40)
 UNKNOWN_ID = (150, 150, 150)
+SAME_CAMERA = (235, 160, 20)  # the query's id from the query's camera: ignored by the protocol
 QUERY = (40, 90, 200)
 FIRST_CORRECT = (10, 90, 30)  # the extra frame around a row's first correct match
 MAX_TILES = 20  # matches drawn per row at most, whatever the table shows (a readable picture)
@@ -38,6 +40,7 @@ _LEGEND_ITEMS = (
     (SAME_ID, "same id (correct)"),
     (OTHER_ID, "other id (wrong)"),
     (UNKNOWN_ID, "id unknown"),
+    (SAME_CAMERA, "same id, same camera (ignored)"),
     (FIRST_CORRECT, "first correct match"),
 )
 
@@ -51,6 +54,7 @@ def save_search_ranklist(results: Sequence, out_png: str | os.PathLike) -> None:
         query_pids=[r.pid for r in results],
         query_camids=[r.camid for r in results],
         match_pids=[[m.pid for m in r.matches] for r in results],
+        match_camids=[[m.camid for m in r.matches] for r in results],
         distances=[[m.distance for m in r.matches] for r in results],
     )
 
@@ -75,14 +79,15 @@ def draw_ranklist(
     query_pids: Sequence[int | None] | None = None,
     query_camids: Sequence[int | None] | None = None,
     match_pids: Sequence[Sequence[int | None]] | None = None,
+    match_camids: Sequence[Sequence[int | None]] | None = None,
     distances: Sequence[Sequence[float]] | None = None,
     first_hits: Sequence[int | None] | None = None,
     size: tuple[int, int] = (128, 64),
     top_k: int | None = None,
 ) -> Image.Image:
     """One row per query: a title (file, id, camera), the query crop, then its top-k matches,
-    each with its rank, distance and id (the file name where the id is unknown), under a legend
-    of the border colours.
+    each with its rank, distance, id and camera (the file name where the id is unknown), under a
+    legend of the border colours.
 
     ``size`` is each crop's (height, width); ``top_k`` limits the matches drawn per row (never more
     than ``MAX_TILES``: the row title says how many of how many are drawn);
@@ -103,10 +108,22 @@ def draw_ranklist(
     _draw_legend(draw, font)
     for row, query in enumerate(query_paths):
         query_pid = _item(query_pids, row)
+        query_camid = _item(query_camids, row)
         pids = [_item(match_pids[row], col) if match_pids is not None else None for col in range(shown)]
-        first = _item(first_hits, row) if first_hits is not None else _first_correct(query_pid, pids)
+        camids = [_item(match_camids[row], col) if match_camids is not None else None for col in range(shown)]
+        ignored = [
+            query_pid is not None and pid == query_pid and camid is not None and camid == query_camid
+            for pid, camid in zip(pids, camids, strict=True)
+        ]
+        first = (
+            _item(first_hits, row)
+            if first_hits is not None
+            else _first_correct(
+                query_pid, [None if skip else pid for pid, skip in zip(pids, ignored, strict=True)]
+            )
+        )
         x, y = tile_origin(row, -1, size)
-        title = _row_title(query, query_pid, _item(query_camids, row), first)
+        title = _row_title(query, query_pid, query_camid, first)
         listed = min(matches, len(gallery_paths_per_query[row]))
         if listed > shown:
             title += f"  |  first {shown} of {listed} matches drawn"
@@ -115,10 +132,18 @@ def draw_ranklist(
         for col, path in enumerate(list(gallery_paths_per_query[row])[:shown]):
             pid = pids[col]
             colour = (
-                UNKNOWN_ID if query_pid is None or pid is None else SAME_ID if pid == query_pid else OTHER_ID
+                SAME_CAMERA
+                if ignored[col]
+                else UNKNOWN_ID
+                if query_pid is None or pid is None
+                else SAME_ID
+                if pid == query_pid
+                else OTHER_ID
             )
             rank_text = f"#{col + 1}" + (f"  {distances[row][col]:.3f}" if distances is not None else "")
             name = f"id {pid}" if pid is not None else os.path.basename(path)
+            if camids[col] is not None:
+                name += f" cam {camids[col]}"
             origin = tile_origin(row, col, size)
             if first == col + 1:
                 x0, y0 = origin

@@ -49,6 +49,7 @@ class ReportRun:
     query_camids: Sequence[int]
     gallery_pids: Sequence[int]
     settings: dict[str, Any] = field(default_factory=dict)  # model, weights, sha256, input size...
+    gallery_camids: Sequence[int] | None = None  # the camera under each tile of the ranked lists
 
 
 def write_report(
@@ -131,6 +132,9 @@ def _worst_queries(run: ReportRun) -> str:
         query_pids=[run.query_pids[item.query] for item in run.worst],
         query_camids=[run.query_camids[item.query] for item in run.worst],
         match_pids=[[run.gallery_pids[g] for g in item.gallery] for item in run.worst],
+        match_camids=None
+        if run.gallery_camids is None
+        else [[run.gallery_camids[g] for g in item.gallery] for item in run.worst],
         distances=[item.distances for item in run.worst],
         first_hits=[item.first_hit for item in run.worst],
     )
