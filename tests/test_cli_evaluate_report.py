@@ -113,3 +113,32 @@ def test_report_renders_in_a_headless_browser(compared: dict, tmp_path: Path) ->
         colours = np.asarray(image.convert("RGB")).reshape(-1, 3)
     assert image.size == (1400, 1800)
     assert len(np.unique(colours[::97], axis=0)) > 50  # text, tables and pictures, not a blank page
+
+
+def test_report_pictures_read_distances_on_searchs_scale(monkeypatch, tmp_path: Path) -> None:
+    """One scale for a reader: squared Euclidean distances of normalized features (2 - 2 cos) are
+    drawn as 1 - cosine similarity, what `reid-stra search` prints, and the page says so."""
+    import numpy as np
+    from PIL import Image
+
+    from reid_stra.metrics.ranked_lists import RankedList
+    from reid_stra.viz import report
+
+    drawn = {}
+
+    def capture(*args, **kwargs):
+        drawn.update(kwargs)
+        return Image.new("RGB", (4, 4))
+
+    monkeypatch.setattr(report, "draw_ranklist", capture)
+    run = report.ReportRun(
+        label="m", summary={"mAP": 0.5, "rank1": 0.5, "rank5": 1.0, "rank10": 1.0, "mINP": 0.5,
+                            "num_valid": 1, "num_invalid": 0},
+        cmc=np.ones(10), ap=np.array([0.5]), worst=[RankedList(0, [0], [0.396], 1)],
+        query_paths=["q.jpg"], gallery_paths=["g.jpg"], query_pids=[1], query_camids=[1], gallery_pids=[1],
+    )  # fmt: skip
+    out = report.write_report(
+        tmp_path / "r.html", [run], title="t", settings={"metric": "euclidean", "normalize": True}
+    )
+    assert drawn["distances"] == [[0.198]]
+    assert "1 &minus; cosine similarity" in out.read_text(encoding="utf-8")

@@ -97,9 +97,10 @@ def render_report(runs: Sequence[ReportRun], *, title: str, settings: dict[str, 
         "</div></section>",
         '<section id="worst"><h2>Worst queries</h2>',
         "<p>The queries with the lowest AP and their top matches (green: same person, red: another "
-        "person, dark frame: the first correct match; the title names its rank when it is further down).</p>",
+        "person, dark frame: the first correct match; the title names its rank when it is further down). "
+        f"The number under each match is its distance as {_distance_name(settings)}.</p>",
         '<div class="row">',
-        *(_worst_queries(run) for run in runs),
+        *(_worst_queries(run, _cosine_scale(settings)) for run in runs),
         "</div></section>",
         '<section id="settings"><h2>Settings</h2>',
         _settings_table(runs, settings),
@@ -123,7 +124,19 @@ def _summary_table(runs: Sequence[ReportRun]) -> str:
     return f'<table class="summary"><tr><th>model</th>{head}<th>queries</th></tr>{"".join(rows)}</table>'
 
 
-def _worst_queries(run: ReportRun) -> str:
+def _cosine_scale(settings: dict[str, Any]) -> bool:
+    """Squared Euclidean distances of L2-normalized features are 2 - 2 cos: the pictures show
+    them halved, as 1 - cosine similarity, the scale `search` prints (one scale for a reader)."""
+    return settings.get("metric", "euclidean") == "euclidean" and bool(settings.get("normalize", True))
+
+
+def _distance_name(settings: dict[str, Any]) -> str:
+    if _cosine_scale(settings) or settings.get("metric") == "cosine":
+        return "1 &minus; cosine similarity (what <code>reid-stra search</code> prints)"
+    return "squared Euclidean distance (features not normalized)"
+
+
+def _worst_queries(run: ReportRun, cosine_scale: bool = False) -> str:
     if not run.worst:
         return f"<div><h3>{_e(run.label)}</h3><p>no valid query</p></div>"
     picture = draw_ranklist(
@@ -135,7 +148,7 @@ def _worst_queries(run: ReportRun) -> str:
         match_camids=None
         if run.gallery_camids is None
         else [[run.gallery_camids[g] for g in item.gallery] for item in run.worst],
-        distances=[item.distances for item in run.worst],
+        distances=[[d / 2 if cosine_scale else d for d in item.distances] for item in run.worst],
         first_hits=[item.first_hit for item in run.worst],
     )
     rows = "".join(
