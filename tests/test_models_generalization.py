@@ -218,3 +218,15 @@ def test_unknown_option_values_are_one_line_errors(
     assert result.exit_code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_resnet_ibn_a_sits_in_layer1_to_3_as_ibn_net_puts_it() -> None:
+    torch.manual_seed(0)
+    plain = build_model("resnet50").eval()
+    ibn = build_model("stra_resnet50", ibn=True).eval()
+    layers = {name for name, m in ibn.named_modules() if isinstance(m, InstanceBatchNorm2d)}
+    assert layers == {f"layer{i}.{b}.bn1" for i, blocks in ((1, 3), (2, 4), (3, 6)) for b in range(blocks)}
+    resnet_ibn = build_model("resnet50", ibn=True).eval()
+    resnet_ibn.load_state_dict(plain.state_dict(), strict=True)  # plain ResNet weights load
+    with torch.no_grad():
+        assert not torch.allclose(resnet_ibn(_images(2)), plain(_images(2)))

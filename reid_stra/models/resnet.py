@@ -21,6 +21,7 @@ from reid_stra.models.heads import ReidNet
 from reid_stra.models.layers import (
     SASA,
     ConvWithModeAttention,
+    InstanceBatchNorm2d,
     LocalAttention,
     NonLocalBlock,
     SASAWithModeAttention,
@@ -77,7 +78,11 @@ class ReidResNet(ReidNet):
         last_stride: int = 1,
         block_for_layer: BlockFactory = lambda layer: Bottleneck,
         layer4_conv2: Conv2Factory | None = None,
+        ibn: bool = False,
     ) -> None:
+        """``ibn=True``: IBN-a (IBN-Net), the first BatchNorm of every bottleneck of layer1-3 made
+        half instance norm (:class:`~reid_stra.models.layers.InstanceBatchNorm2d`), for cameras
+        the model was not trained on; the same tensor names, so plain ResNet weights load."""
         super().__init__()
         if last_stride not in (1, 2):
             raise ReidError(f"last_stride={last_stride}: must be 1 or 2")
@@ -93,6 +98,10 @@ class ReidResNet(ReidNet):
             layer, inplanes = _make_layer(block_for_layer(index + 1), inplanes, width, blocks, stride)
             setattr(self, f"layer{index + 1}", layer)
         _init_trunk(self)
+        if ibn:
+            for layer in (self.layer1, self.layer2, self.layer3):
+                for block in layer:
+                    block.bn1 = InstanceBatchNorm2d.from_batch_norm(block.bn1)
         if layer4_conv2 is not None:
             for block in self.layer4:
                 block.conv2 = layer4_conv2(WIDTHS[3])
@@ -140,9 +149,9 @@ def _head_kwargs(num_classes: int, neck: str, embedding_dim: int) -> dict:
     paper={"params_m": 24.56, "gflops": 4.05, "mAP": 77.1, "rank1": 90.6},
 )
 def resnet50(
-    num_classes: int = 0, neck: str = "fc", embedding_dim: int = 512, last_stride: int = 1
+    num_classes: int = 0, neck: str = "fc", embedding_dim: int = 512, last_stride: int = 1, ibn: bool = False
 ) -> ReidResNet:
-    return ReidResNet(**_head_kwargs(num_classes, neck, embedding_dim), last_stride=last_stride)
+    return ReidResNet(**_head_kwargs(num_classes, neck, embedding_dim), last_stride=last_stride, ibn=ibn)
 
 
 @register_model(
@@ -157,10 +166,12 @@ def stra_resnet50(
     modes: int = 8,
     kernel_size: int = 3,
     reduction: int = 4,
+    ibn: bool = False,
 ) -> ReidResNet:
     return ReidResNet(
         **_head_kwargs(num_classes, neck, embedding_dim),
         layer4_conv2=lambda c: StRA(c, c, modes=modes, kernel_size=kernel_size, reduction=reduction),
+        ibn=ibn,
     )
 
 
