@@ -164,11 +164,9 @@ def test_unknown_sidecar_format(tmp_path) -> None:
     [
         ({"embedding_dim": 16}, "embedding dimension"),
         ({"model": "resnet50"}, "model"),
-        ({"source_weights_sha256": "cd" * 32}, "source weights checksum"),
-        (
-            {"weights_sha256": "cd" * 32, "source_weights_sha256": None},
-            "source weights checksum",
-        ),  # old sidecar
+        ({"weights_sha256": "cd" * 32}, "source weights checksum"),  # PyTorch features of other weights
+        ({"backend": "onnxruntime", "source_weights_sha256": "cd" * 32}, "source weights checksum"),
+        ({"backend": "onnxruntime", "weights_sha256": "cd" * 32, "source_weights_sha256": None}, "checksum"),
         ({"normalized": False}, "L2 normalization"),
         ({"input_size": [128, 64]}, "input size"),
         ({"mean": [0.5, 0.5, 0.5]}, "pixel mean"),

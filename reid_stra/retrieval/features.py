@@ -285,7 +285,10 @@ def check_compatible(query: FeatureMeta, gallery: FeatureMeta, query_name: str, 
 
 
 def _source(meta: FeatureMeta) -> str | None:
-    """Older sidecars have no source checksum: their own weights' stands for it."""
+    """The PyTorch weights behind the features: the file that ran, unless an export ran (older
+    sidecars have no source checksum: their own weights' stands for it)."""
+    if meta.backend == "pytorch":
+        return meta.weights_sha256
     return meta.source_weights_sha256 or meta.weights_sha256
 
 
