@@ -268,7 +268,9 @@ def test_bad_images_are_reported_and_can_be_skipped(cli, workdir: Path, syntheti
         *SIZE,
     )
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["skipped"][0]["path"] == str(bad)
+    summary = json.loads(result.stdout)
+    assert summary["skipped"][0]["path"] == str(bad)
+    assert summary["skipped_images"] == 1 and summary["extracted"] == summary["images"] == 18  # not 19
     assert load_features(out)[0].shape[0] == 18
 
 

@@ -116,6 +116,7 @@ def extract(
         "images_with_ids": meta.images_with_ids,
         "extracted": summary.extracted,
         "reused": summary.reused,
+        "skipped_images": len(meta.skipped),
         "seconds": round(summary.seconds, 3),
         "images_per_second": round(rate, 2),
         "skipped": meta.skipped,

@@ -162,7 +162,8 @@ def extract_to_file(
         meta.skipped = [{"path": path, "reason": reason} for path, reason in result.failures]
         save_features(out, result.features, meta)
         shutil.rmtree(partial, ignore_errors=True)
-    return ExtractSummary(meta, len(paths) - reused, reused, time.perf_counter() - started, result.failures)
+    extracted = max(0, len(paths) - reused - len(result.failures))  # skipped images are not extracted
+    return ExtractSummary(meta, extracted, reused, time.perf_counter() - started, result.failures)
 
 
 def _extract_chunks(
