@@ -37,7 +37,7 @@ def model_option(default: str = _SHIPPED_MODEL, help: str = "Model name (see `re
 
 def weights_option(
     default: str = "the shipped weights of --model",
-    help: str = "Checkpoint: a `reid-stra train` output, a torchreid ResNet-50 checkpoint or an exported .onnx.",
+    help: str = "Checkpoint: a `reid-stra train` output, a torchreid ResNet-50 file or an exported .onnx.",
 ) -> Any:
     """``--weights``; ``default`` says what an omitted option falls back to in this command."""
     return typer.Option("--weights", show_default=default, help=help)
