@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
-from reid_stra.viz.ranklist import OTHER_ID, SAME_ID, UNKNOWN_ID, tile_origin
+from reid_stra.viz.ranklist import OTHER_ID, SAME_CAMERA, SAME_ID, UNKNOWN_ID, tile_origin
 
 SIZE = ["--height", "64", "--width", "32"]
 
@@ -181,9 +181,10 @@ def test_search_table_csv_and_picture(cli, workdir: Path, synthetic_root: Path, 
     with Image.open(picture) as image:
         assert image.format == "PNG" and image.height > 3 * 128 and image.width > 5 * 64
         rgb = image.convert("RGB")
-        # Ids are known, so every match has a green (same id) or red (other id) border.
+        # Ids are known, so every match has a green (same id), red (other id) or amber (same id
+        # from the query's own camera, ignored by the protocol) border.
         borders = [rgb.getpixel((x + 1, y + 1)) for x, y in (tile_origin(0, col) for col in range(4))]
-        assert set(borders) <= {SAME_ID, OTHER_ID} and UNKNOWN_ID not in borders
+        assert set(borders) <= {SAME_ID, OTHER_ID, SAME_CAMERA} and UNKNOWN_ID not in borders
     to_stdout = cli(
         "search", *queries[:1], "--gallery", gallery, "--top-k", "2", "--workers", "0", "--csv", "-"
     )
