@@ -324,10 +324,18 @@ def test_parse_market_name() -> None:
 
 
 def test_shared_market_mini(shared_dir: Path) -> None:
-    dataset = load_dataset("market1501", shared_dir / "data")
+    dataset = load_dataset("market1501", shared_dir / "data" / "Market-1501-mini")
     assert dataset.root.name == "Market-1501-mini"
     assert dataset.num_train_pids == 480 and len(dataset.train) == 8299
     assert len(dataset.query) == 536 and len(dataset.gallery) == 1645
     assert len({s.pid for s in dataset.query}) == 121
     assert sorted(dataset.train_pid_map.values()) == list(range(480))
     assert {s.camid for s in dataset.train} == {1, 2, 3, 4, 5, 6}
+
+
+def test_a_parent_of_two_market_layout_datasets_is_ambiguous(shared_dir: Path) -> None:
+    """../shared/data holds Market-1501-mini and CUHK03-detected, both in Market's layout."""
+    if not (shared_dir / "data" / "CUHK03-detected").is_dir():
+        pytest.skip("CUHK03-detected is not in ../shared/data")
+    with pytest.raises(ReidError, match="CUHK03-detected/, Market-1501-mini/.*point --root at the one"):
+        load_dataset("market1501", shared_dir / "data")
