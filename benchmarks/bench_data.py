@@ -91,7 +91,10 @@ def _data_root(root: str | None, scratch: Path) -> tuple[Path, str]:
     if root:
         return Path(root), f"--root {root}"
     if (SHARED_MARKET / "Market-1501-mini").is_dir():
-        return SHARED_MARKET, "../shared/data/Market-1501-mini (real Market-1501 crops, 64x128)"
+        return (
+            SHARED_MARKET / "Market-1501-mini",
+            "../shared/data/Market-1501-mini (real Market-1501 crops, 64x128)",
+        )
     synthetic = make_synthetic_dataset(scratch / "synthetic", num_train_ids=100, num_test_ids=2, seed=0)
     return synthetic, "synthetic (100 train ids x 4 cameras x 4 images, 64x128)"
 
