@@ -130,3 +130,15 @@ def test_explain_names_why_an_exported_model_cannot_be_drawn(cli, synthetic_root
         f"error: --weights {exported}: explain reads the StRA layers' pooling maps from the PyTorch model; "
         "pass the .pth weights the export was made from"
     ]
+
+
+def test_models_lists_the_shipped_cards_in_both_domains(cli) -> None:
+    result = cli("models", "--no-flops", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)["models"]}
+    card = rows["mobilenetv2"]["accuracy"]
+    assert set(card) == {"in_domain", "cross_domain"} and "CUHK03" in card["cross_domain"]["data"]
+    assert rows["resnet50"]["accuracy"] is None  # nothing shipped, nothing claimed
+    table = cli("models", "--no-flops", "--model", "mobilenetv2")
+    assert table.exit_code == 0 and "cross-domain" in table.stdout
+    assert f"{card['cross_domain']['mAP']:.3f} / {card['cross_domain']['rank1']:.3f}" in table.stdout
