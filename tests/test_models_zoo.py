@@ -111,7 +111,8 @@ def test_pretrained_cfg_describes_how_to_rebuild() -> None:
     assert len(cfg.mean) == len(cfg.std) == 3
     # Every option, defaults included: a checkpoint rebuilds the same model after a default changes.
     assert cfg.kwargs == {
-        "num_classes": 7, "neck": "fc", "embedding_dim": 512, "modes": 8, "kernel_size": 3, "reduction": 4
+        "num_classes": 7, "neck": "fc", "embedding_dim": 512, "modes": 8, "kernel_size": 3, "reduction": 4,
+        "ibn": False,
     }  # fmt: skip
     rebuilt = build_model("stra_resnet50", **cfg.kwargs)
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
