@@ -176,24 +176,33 @@ def mean_sd(values: list[float]) -> str:
 
 
 def summarize(runs: Path, seeds: list[int]) -> dict:
+    """Copy each evaluated model's two-domain JSON (and each run's config and log) into
+    ``benchmarks/results/dg_variants/`` and write ``summary.json`` / ``summary.md``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict] = {}
+    lowpass = f"+lowpass{LOWPASS}"
     for stage in STAGES:
-        path = stage_file(runs, stage).with_suffix(".eval.json")
-        if path.is_file():
-            rows[stage] = {"packed": per_dataset(json.loads(path.read_text()))}
+        path = stage_file(runs, stage)
+        for label, stem in ((stage, path.stem), (stage + lowpass, f"{path.stem}_lowpass{LOWPASS}")):
+            domains = path.with_name(f"{stem}.domains.json")
+            if domains.is_file():
+                shutil.copyfile(domains, RESULTS / f"{label}.domains.json")
+                rows[label] = {"packed": per_dataset(json.loads(domains.read_text()))}
     for variant in VARIANTS:
         for seed in seeds:
             out = run_dir(runs, variant, seed)
-            if not (out / "eval_domains.json").is_file():
-                continue
-            kept = RESULTS / out.name
-            kept.mkdir(parents=True, exist_ok=True)
-            for name in ("config.yaml", "metrics.jsonl", "eval_domains.json"):
-                shutil.copyfile(out / name, kept / name)
-            rows.setdefault(variant, {})[str(seed)] = per_dataset(
-                json.loads((out / "eval_domains.json").read_text())
-            )
+            for label, stem in (
+                (variant, "model_final"),
+                (variant + lowpass, f"model_final_lowpass{LOWPASS}"),
+            ):
+                domains = out / f"{stem}.domains.json"
+                if not domains.is_file():
+                    continue
+                kept = RESULTS / out.name
+                kept.mkdir(parents=True, exist_ok=True)
+                for name in ("config.yaml", "metrics.jsonl", domains.name):
+                    shutil.copyfile(out / name, kept / name)
+                rows.setdefault(label, {})[str(seed)] = per_dataset(json.loads(domains.read_text()))
     (RESULTS / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     (RESULTS / "summary.md").write_text(markdown(rows) + "\n")
     return rows
