@@ -20,16 +20,14 @@ evaluations to ``benchmarks/results/dg_variants/`` and writes ``summary.json`` /
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks.pack_weights import pack
+from benchmarks.variant_runs import mean_sd, run_queue, variant_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "benchmarks" / "configs" / "dg_stage3_mobilenetv2.yaml"
@@ -58,10 +56,6 @@ VARIANTS: dict[str, list[str]] = {
     "gem": ["--set", "model_kwargs={last_stride: 1, pooling: gem}"],
     "emb512": ["--neck", "fc", "--set", "model_kwargs={last_stride: 1, embedding_dim: 512}"],
 }
-
-
-def runs_dir(runs: Path) -> Path:
-    return runs
 
 
 def run_dir(runs: Path, variant: str, seed: int) -> Path:
@@ -94,25 +88,15 @@ def cli() -> str:
 def run(variants: list[str], seeds: list[int], parallel: int, runs: Path) -> None:
     """Train every missing (variant, seed), ``parallel`` processes at a time, one thread each."""
     start = stage_file(runs, START)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    queue = [(v, s) for v in variants for s in seeds if not finished(run_dir(runs, v, s))]
-    running: list[tuple[str, subprocess.Popen]] = []
-    while queue or running:
-        while queue and len(running) < parallel:
-            variant, seed = queue.pop(0)
+    jobs = []
+    for variant in variants:
+        for seed in seeds:
             out = run_dir(runs, variant, seed)
-            command = [cli(), "train", "--config", str(CONFIG), "--pretrained", str(start)]
-            command += ["--seed", str(seed), "--out", str(out), "--resume", *VARIANTS[variant]]
-            with open(runs / f"{out.name}.log", "a") as log:  # the child keeps its own handle
-                process = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=ROOT)
-            print(f"start {out.name}", flush=True)
-            running.append((out.name, process))
-        pid, status = os.wait()  # whichever run ends first frees its core
-        for name, process in list(running):
-            if process.pid == pid:
-                running.remove((name, process))
-                code = os.waitstatus_to_exitcode(status)
-                print(f"{'done' if code == 0 else f'FAILED ({code})'} {name}", flush=True)
+            if not finished(out):
+                command = [cli(), "train", "--config", str(CONFIG), "--pretrained", str(start)]
+                command += ["--seed", str(seed), "--out", str(out), "--resume", *VARIANTS[variant]]
+                jobs.append((out, command))
+    run_queue(jobs, parallel, runs, cwd=ROOT)
 
 
 def evaluate_file(weights: Path, out: Path, extra: list[str] | None = None) -> dict:
@@ -167,14 +151,6 @@ def summary_line(result: dict) -> str:
     )
 
 
-def mean_sd(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def summarize(runs: Path, seeds: list[int]) -> dict:
     """Copy each evaluated model's two-domain JSON (and each run's config and log) into
     ``benchmarks/results/dg_variants/`` and write ``summary.json`` / ``summary.md``."""
@@ -223,15 +199,7 @@ def markdown(rows: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    run_parser = sub.add_parser("run")
-    run_parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
-    run_parser.add_argument("--parallel", type=int, default=2)
-    for p in (run_parser, sub.add_parser("evaluate"), sub.add_parser("summarize")):
-        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-        p.add_argument("--runs", type=Path, default=ROOT / "runs")
-    args = parser.parse_args()
+    args = variant_parser(__doc__.splitlines()[0], VARIANTS, ("evaluate", "summarize"), ROOT / "runs")
     if args.action == "run":
         run(args.variants, args.seeds, args.parallel, args.runs)
     elif args.action == "evaluate":

@@ -19,16 +19,14 @@ comparable with published Market-1501 numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks.mode_stats import mode_stats
+from benchmarks.variant_runs import mean_sd, run_queue, variant_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "benchmarks" / "configs" / "paper_stra_mobilenetv2_128x64.yaml"
@@ -69,35 +67,17 @@ def train_command(variant: str, seed: int, out: Path) -> list[str]:
 
 def run(variants: list[str], seeds: list[int], parallel: int, runs: Path) -> None:
     """Train every missing (variant, seed), ``parallel`` processes at a time, one thread each."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    queue = [(v, s) for v in variants for s in seeds if not finished(run_dir(runs, v, s))]
-    running: list[tuple[str, subprocess.Popen]] = []
-    runs.mkdir(parents=True, exist_ok=True)
-    while queue or running:
-        while queue and len(running) < parallel:
-            variant, seed = queue.pop(0)
-            out = run_dir(runs, variant, seed)
-            with open(runs / f"{out.name}.log", "a") as log:  # the child keeps its own handle
-                process = subprocess.Popen(train_command(variant, seed, out), stdout=log, stderr=log, env=env)
-            print(f"start {out.name}", flush=True)
-            running.append((out.name, process))
-        pid, status = os.wait()  # whichever run ends first frees its core
-        for name, process in list(running):
-            if process.pid == pid:
-                running.remove((name, process))
-                code = os.waitstatus_to_exitcode(status)
-                print(f"{'done' if code == 0 else f'FAILED ({code})'} {name}", flush=True)
+    jobs = [
+        (run_dir(runs, v, s), train_command(v, s, run_dir(runs, v, s)))
+        for v in variants
+        for s in seeds
+        if not finished(run_dir(runs, v, s))
+    ]
+    run_queue(jobs, parallel, runs)
 
 
 def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def mean_sd(values: list[float]) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
 def summarize(runs: Path, seeds: list[int]) -> dict:
@@ -163,15 +143,7 @@ def markdown(rows: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    run_parser = sub.add_parser("run")
-    run_parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
-    run_parser.add_argument("--parallel", type=int, default=2)
-    for p in (run_parser, sub.add_parser("summarize")):
-        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-        p.add_argument("--runs", type=Path, default=ROOT / "runs")
-    args = parser.parse_args()
+    args = variant_parser(__doc__.splitlines()[0], VARIANTS, ("summarize",), ROOT / "runs")
     if args.action == "run":
         run(args.variants, args.seeds, args.parallel, args.runs)
     else:
