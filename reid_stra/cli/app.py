@@ -23,6 +23,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from reid_stra._version import __version__
 from reid_stra.cli import (
+    cmd_adapt,
     cmd_data,
     cmd_demo,
     cmd_evaluate,
@@ -94,6 +95,7 @@ for _module in (
     cmd_data,
     cmd_models,
     cmd_train,
+    cmd_adapt,
     cmd_evaluate,
     cmd_extract,
     cmd_search,

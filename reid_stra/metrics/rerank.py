@@ -145,3 +145,52 @@ def _min_overlap(query_rows: sp.csr_matrix, gallery_columns: sp.csc_matrix) -> n
     mins = np.minimum(query_rows.data[entry], gallery_columns.data[position]).astype(np.float64)
     flat = entry_row[entry] * num_gallery + gallery_columns.indices[position]
     return np.bincount(flat, weights=mins, minlength=num_rows * num_gallery).reshape(num_rows, num_gallery)
+
+
+def jaccard_distance_graph(
+    features: torch.Tensor,
+    *,
+    k1: int = 30,
+    k2: int = 6,
+    max_distance: float = 1.0,
+    metric: str = "cosine",
+    rows_per_step: int | None = None,
+) -> sp.csr_matrix:
+    """k-reciprocal Jaccard distances among ``features``, kept where below ``max_distance``.
+
+    The Jaccard term of :func:`k_reciprocal_distance_chunks` between every pair of items of one
+    set (what clustering-based adaptation clusters on, as SpCL and Cluster Contrast do). A pair
+    whose expanded k-reciprocal sets do not overlap is at distance 1 and is never stored, and
+    neither is one at or beyond ``max_distance`` (a density clustering with radius ``eps`` needs
+    nothing further away): memory is the kept pairs plus one block of ``rows_per_step`` x N,
+    never N x N. The diagonal (distance 0) is stored. ``features`` are prepared as for
+    re-ranking (unit vectors for ``"cosine"``).
+    """
+    check_rerank_params(k1, k2, 0.0)
+    features = features.float()
+    total = len(features)
+    neighbours, _ = nearest_neighbors(features, min(total, max(k1 + 1, k2)), metric)
+    row_max = (np.maximum(farthest_distances(features, metric), np.finfo(np.float32).tiny) ** 2).astype(
+        np.float32
+    )
+    weights = _k_reciprocal_weights(features, neighbours, row_max, min(k1, total - 1), metric)
+    if k2 != 1:
+        weights = _local_query_expansion(weights, neighbours[:, :k2], total)
+    rows_csr, columns = weights.tocsr(), weights.tocsc()
+    step = rows_per_step or max(1, (1 << 22) // max(total, 1))  # a block of at most ~32 MB (float64)
+    kept_rows, kept_cols, kept_values = [], [], []
+    for start in range(0, total, step):
+        stop = min(start + step, total)
+        overlap = _min_overlap(rows_csr[start:stop], columns)
+        distance = np.maximum(1.0 - overlap / (2.0 - overlap), 0.0)  # rounding: overlap can pass 1
+        distance[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        row, col = np.nonzero(distance < max_distance)
+        kept_rows.append(row + start)
+        kept_cols.append(col)
+        kept_values.append(distance[row, col].astype(np.float32))
+    graph = sp.csr_matrix(
+        (np.concatenate(kept_values), (np.concatenate(kept_rows), np.concatenate(kept_cols))),
+        shape=(total, total),
+    )
+    graph.sort_indices()
+    return graph

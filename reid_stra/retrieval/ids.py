@@ -83,31 +83,44 @@ class IdSource:
                 return None
         match = self.pattern.search(name)
         try:
-            return None if match is None else (int(match["pid"]), int(match["camid"]))
+            if match is None:
+                return None
+            # A camera-only pattern (``adapt`` needs no person ids) gives pid -1.
+            pid = int(match["pid"]) if "pid" in self.pattern.groupindex else -1
+            return pid, int(match["camid"])
         except (TypeError, ValueError):  # a group that matched no digits: this image has no id
             return None
 
 
-def id_source(ids_file: str | os.PathLike | None = None, id_pattern: str | None = None) -> IdSource:
-    """The ``IdSource`` for ``--ids FILE.csv`` / ``--id-pattern REGEX`` (both absent: Market names)."""
+def id_source(
+    ids_file: str | os.PathLike | None = None,
+    id_pattern: str | None = None,
+    required: tuple[str, ...] = ("pid", "camid"),
+) -> IdSource:
+    """The ``IdSource`` for ``--ids FILE.csv`` / ``--id-pattern REGEX`` (both absent: Market names).
+
+    ``required``: the named groups the pattern must have (``("camid",)`` where only cameras matter).
+    """
     if ids_file is not None and id_pattern is not None:
         raise ReidError("--ids and --id-pattern: give one of them (the table or the file-name pattern)")
     if ids_file is not None:
         return IdSource(table=read_id_table(ids_file), description=f"--ids {ids_file}")
     if id_pattern is not None:
-        return IdSource(pattern=compile_id_pattern(id_pattern), description=f"--id-pattern {id_pattern!r}")
+        compiled = compile_id_pattern(id_pattern, required)
+        return IdSource(pattern=compiled, description=f"--id-pattern {id_pattern!r}")
     return IdSource()
 
 
-def compile_id_pattern(pattern: str) -> re.Pattern[str]:
+def compile_id_pattern(pattern: str, required: tuple[str, ...] = ("pid", "camid")) -> re.Pattern[str]:
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
         raise ReidError(f"--id-pattern {pattern!r}: not a valid regular expression ({exc})") from None
-    missing = [name for name in ("pid", "camid") if name not in compiled.groupindex]
+    missing = [name for name in required if name not in compiled.groupindex]
     if missing:
+        groups = " and ".join(f"(?P<{name}>...)" for name in required)
         raise ReidError(
-            f"--id-pattern {pattern!r}: needs the named groups (?P<pid>...) and (?P<camid>...), "
+            f"--id-pattern {pattern!r}: needs the named group(s) {groups}, "
             f"e.g. 'id(?P<pid>\\d+)_cam(?P<camid>\\d+)'; missing {', '.join(missing)}"
         )
     return compiled

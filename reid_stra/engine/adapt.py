@@ -1,0 +1,423 @@
+"""Unsupervised domain adaptation: teach a model a user's cameras from their unlabeled crops.
+
+Cluster Contrast ReID (Dai et al., 2021), on our parts. Each round:
+
+1. embed every target image with the current model (:func:`reid_stra.retrieval.extract.extract`);
+2. cluster the features into pseudo-identities (DBSCAN on k-reciprocal Jaccard distances,
+   :mod:`pseudo_labels`); outliers sit the round out;
+3. build a memory of the clusters' centroids (or, camera-aware, of (cluster, camera) proxies,
+   :mod:`cluster_memory`) and train ``iters`` P x K batches of the clustered images against it.
+
+Identity ids in file names are never read: only paths and (optionally) camera ids enter. After
+every round ``last.pth`` (model, optimizer, round, random state; the trainer's checkpoint format,
+so every command loads it) is written atomically, so a killed run continues with ``resume`` from
+the last finished round and ends bit-identical to an uninterrupted one on CPU. The run folder holds
+``adapt.json`` (the card: source weights, target images, settings, statistics per round),
+``metrics.jsonl`` and, at the end, ``model_final.pth``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reid_stra.data.datasets import Sample
+from reid_stra.data.loading import build_train_loader, reraise_worker_errors
+from reid_stra.data.transforms import build_train_transform
+from reid_stra.engine import checkpoint as ckpt
+from reid_stra.engine.cluster_memory import CameraAwareMemory, ClusterMemory, cluster_centroids
+from reid_stra.engine.pseudo_labels import cluster_features, cluster_stats, renumber
+from reid_stra.errors import Interrupted, ReidError
+from reid_stra.models import save_weights
+from reid_stra.models.build import load_model
+from reid_stra.retrieval.evaluation import evaluate_model
+from reid_stra.retrieval.extract import Preprocess, extract
+from reid_stra.utils.atomic import atomic_write_json, atomic_write_text, exclusive_lock
+from reid_stra.utils.device import resolve_device
+from reid_stra.utils.notice import Notice, silent
+from reid_stra.utils.precision import resolve_precision
+from reid_stra.utils.progress import task_progress
+
+CARD = "adapt.json"
+METRICS = "metrics.jsonl"
+FINAL = "model_final.pth"
+MIN_IMAGES = 32  # fewer crops than this cannot form enough clusters of min_samples to learn from
+
+
+@dataclass
+class AdaptConfig:
+    """Everything a run depends on (saved in the card and the checkpoint; resume checks it).
+
+    Defaults follow Cluster Contrast ReID (eps 0.6, k1 30, k2 6, min_samples 4, temperature 0.05,
+    momentum 0.2, Adam with weight decay 5e-4, flip + pad-crop + random erasing) with a CPU-sized
+    batch and fewer iterations per round.
+    """
+
+    rounds: int = 8
+    iters: int = 100  # training batches per round
+    batch_size: int = 32
+    num_instances: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 5e-4
+    eps: float = 0.6
+    min_samples: int = 4
+    k1: int = 30
+    k2: int = 6
+    temperature: float = 0.05
+    momentum: float = 0.2
+    camera_aware: bool = False
+    seed: int = 0
+    workers: int = 2
+    batch_size_extract: int = 64
+    precision: str = "auto"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        positive = ("rounds", "iters", "batch_size", "num_instances", "min_samples", "k1", "k2")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ReidError(f"{name} {getattr(self, name)}: must be at least 1")
+        if self.batch_size % self.num_instances:
+            raise ReidError(
+                f"batch_size {self.batch_size}: must be a multiple of num_instances {self.num_instances}"
+            )
+        if not 0.0 < self.eps < 1.0:
+            raise ReidError(f"eps {self.eps}: a Jaccard distance radius, between 0 and 1 (0.6 is usual)")
+        if self.lr <= 0 or self.temperature <= 0 or not 0.0 <= self.momentum < 1.0:
+            raise ReidError("lr and temperature must be positive and momentum in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AdaptPlan:
+    """What to adapt, from what, into which folder."""
+
+    paths: list[str]
+    out_dir: Path
+    config: AdaptConfig = field(default_factory=AdaptConfig)
+    cameras: list[int] | None = None  # per path; needed only camera-aware
+    # Research only: known person ids used as the clusters (a supervised upper bound, same budget).
+    supervised_ids: list[int] | None = None
+    model: str | None = None
+    weights: str | None = None
+    val_query: list[Sample] = field(default_factory=list)  # a labelled target split (research only)
+    val_gallery: list[Sample] = field(default_factory=list)
+
+
+def check_plan(plan: AdaptPlan) -> None:
+    """The errors a user can fix, before any slow work."""
+    plan.config.validate()
+    if len(plan.paths) < MIN_IMAGES:
+        raise ReidError(
+            f"adapt: {len(plan.paths)} images given; at least {MIN_IMAGES} are needed (a few thousand "
+            "crops of a few hundred people is typical)"
+        )
+    if plan.supervised_ids is not None and (
+        len(plan.supervised_ids) != len(plan.paths)
+        or any(pid is None or pid < 0 for pid in plan.supervised_ids)
+    ):
+        raise ReidError("--supervised: needs a person id for every image (Market-style names, --ids)")
+    if plan.config.camera_aware:
+        if plan.cameras is None or any(camera is None for camera in plan.cameras):
+            raise ReidError(
+                "--camera-aware: needs a camera id for every image (Market-style names, --id-pattern "
+                "or --ids); drop --camera-aware otherwise"
+            )
+        if len(set(plan.cameras)) < 2:
+            raise ReidError(
+                "--camera-aware: every image is from one camera, so there is nothing to align across "
+                "cameras; drop --camera-aware"
+            )
+
+
+def adapt(
+    plan: AdaptPlan, *, resume: bool = False, notice: Notice = silent, stop_after_rounds: int | None = None
+) -> dict[str, Any]:
+    """Run (or continue) the adaptation; returns the card.
+
+    ``stop_after_rounds`` ends this call after that many rounds, as a kill between rounds would
+    (time-boxed jobs); the run continues with ``resume=True``.
+    """
+    check_plan(plan)
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(plan.out_dir / ckpt.LAST):
+        return _AdaptRun(plan, resume, notice).fit(stop_after_rounds)
+
+
+class _AdaptRun:
+    def __init__(self, plan: AdaptPlan, resume: bool, notice: Notice) -> None:
+        self.plan, self.config, self.notice = plan, plan.config, notice
+        self.out_dir = plan.out_dir
+        self.device = resolve_device(plan.config.device)
+        found = ckpt.find_resume_checkpoint(self.out_dir, notice) if resume else None
+        if not resume and (self.out_dir / ckpt.LAST).exists():
+            raise ReidError(
+                f"{self.out_dir}: holds an adaptation run already; add --resume to continue it or "
+                "choose another --out"
+            )
+        checkpoint = found[1] if found else None
+        source = checkpoint["source"] if checkpoint else None
+        _seed_everything(self.config.seed)
+        self.model, info = load_model(
+            plan.model, source["weights"] if source else plan.weights, device=str(self.device)
+        )
+        if info["backend"] != "pytorch":
+            raise ReidError(f"{info['weights']}: an ONNX file cannot be trained; pass the .pth it came from")
+        self.source = source or {"weights": info["weights"], "sha256": info["weights_sha256"]}
+        self.preprocess_cfg = info["cfg"]
+        self.precision = resolve_precision(self.config.precision, self.device, training=True)
+        self.optimizer = torch.optim.Adam(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=self.config.lr,
+            weight_decay=self.config.weight_decay,
+        )
+        self.start_round, self.history = 0, []
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint["config"]
+        if saved != self.config.to_dict():
+            changed = sorted(key for key in saved if saved[key] != self.config.to_dict().get(key))
+            raise ReidError(
+                f"{self.out_dir}: --resume with other settings ({', '.join(changed)}); rerun with the "
+                "first run's options"
+            )
+        if checkpoint.get("paths_sha256") != _paths_digest(self.plan.paths):
+            raise ReidError(f"{self.out_dir}: --resume with other target images; pass the same CROPS")
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.start_round = int(checkpoint["epoch"])
+        self.history = list(checkpoint.get("history") or [])
+        ckpt.restore_rng_state(checkpoint["rng"])
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def fit(self, stop_after_rounds: int | None) -> dict[str, Any]:
+        config = self.config
+        self.notice(
+            f"adapting {self.preprocess_cfg.name} ({self.source['weights']}) to {len(self.plan.paths)} "
+            f"images for {config.rounds} rounds of {config.iters} batches on {self.device}; "
+            f"{self.precision.describe()}"
+            + (f"; continuing after round {self.start_round}" if self.start_round else "")
+        )
+        rounds_run = 0
+        for round_index in range(self.start_round, config.rounds):
+            if stop_after_rounds is not None and rounds_run >= stop_after_rounds:
+                break
+            try:
+                record = self._round(round_index)
+            except KeyboardInterrupt:
+                raise self._interrupted(round_index) from None
+            self.history.append(record)
+            self._save(round_index + 1)
+            rounds_run += 1
+        finished = len(self.history) >= config.rounds
+        card = self._card(finished)
+        if finished:
+            save_weights(self.model, self.out_dir / FINAL, meta={"adapted": _card_meta(card)})
+        atomic_write_json(self.out_dir / CARD, card)
+        return card
+
+    def _interrupted(self, round_index: int) -> Interrupted:
+        kept = f"stopped in round {round_index + 1}/{self.config.rounds}; " + (
+            f"rounds 1-{round_index} are kept in {self.out_dir / ckpt.LAST}"
+            if round_index
+            else "no round finished yet"
+        )
+        return Interrupted(kept, resumable=True)
+
+    def _round(self, round_index: int) -> dict[str, Any]:
+        config, started = self.config, time.perf_counter()
+        title = f"round {round_index + 1}/{config.rounds}"
+        features = self._embed(f"{title}: embedding")
+        if self.plan.supervised_ids is not None:
+            labels = renumber(np.asarray(self.plan.supervised_ids))
+        else:
+            labels = cluster_features(
+                features, eps=config.eps, min_samples=config.min_samples, k1=config.k1, k2=config.k2
+            )
+        stats = cluster_stats(labels)
+        self.notice(f"{title}: {stats.describe()}")
+        if stats.clusters < 2:
+            raise ReidError(
+                f"{title}: the images formed {stats.clusters} cluster(s) of at least {config.min_samples}; "
+                "give more crops per person, or raise --eps"
+            )
+        loss = self._train(round_index, title, torch.from_numpy(features), torch.from_numpy(labels))
+        record: dict[str, Any] = {"round": round_index + 1, **stats.to_dict(), "loss": loss}
+        if self.plan.val_query and self.plan.val_gallery:
+            record.update(self._validate())
+            self.notice(f"{title}: target mAP {record['mAP']:.4f}, rank-1 {record['rank1']:.4f}")
+        record["seconds"] = round(time.perf_counter() - started, 1)
+        return record
+
+    def _embed(self, title: str) -> np.ndarray:
+        cfg = self.preprocess_cfg
+        preprocess = Preprocess.for_model(cfg, normalize=True, precision="fp32")
+        self.notice(f"{title} {len(self.plan.paths)} images")
+        result = extract(
+            self.model,
+            self.plan.paths,
+            preprocess,
+            batch_size=self.config.batch_size_extract,
+            workers=self.config.workers,
+            device=self.device,
+            progress=True,
+        )
+        return result.features
+
+    def _train(self, round_index: int, title: str, features: torch.Tensor, labels: torch.Tensor) -> float:
+        config = self.config
+        cameras = torch.as_tensor(self.plan.cameras if config.camera_aware else [0] * len(labels))
+        if config.camera_aware:
+            memory: nn.Module = CameraAwareMemory(
+                features, labels, cameras, momentum=config.momentum, temperature=config.temperature
+            )
+        else:
+            memory = ClusterMemory(
+                cluster_centroids(features, labels, int(labels.max()) + 1),
+                temperature=config.temperature,
+                momentum=config.momentum,
+            )
+        memory.to(self.device)
+        samples = [
+            Sample(path, int(label), int(camera))
+            for path, label, camera in zip(self.plan.paths, labels.tolist(), cameras.tolist(), strict=True)
+            if label >= 0
+        ]
+        height, width = self.preprocess_cfg.input_size
+        transform = build_train_transform(
+            (height, width),
+            crop="pad",
+            mean=self.preprocess_cfg.mean,
+            std=self.preprocess_cfg.std,
+            random_erasing=0.5,
+        )
+        loader = build_train_loader(
+            samples,
+            transform,
+            batch_size=config.batch_size,
+            num_instances=config.num_instances,
+            workers=config.workers,
+            seed=config.seed * 1000 + round_index,
+        )
+        self.model.train()
+        total, done, epoch = 0.0, 0, 0
+        with task_progress(f"{title}: training", total=config.iters, unit="batch") as advance:
+            while done < config.iters:
+                loader.sampler.set_epoch(epoch)
+                with reraise_worker_errors():
+                    for images, pids, camids, _ in loader:
+                        loss = self._step(memory, images, pids, camids)
+                        total += loss
+                        done += 1
+                        advance(1, info=f"loss {loss:.3f}")
+                        if done >= config.iters:
+                            break
+                epoch += 1
+        self.model.eval()
+        if not np.isfinite(total):
+            raise ReidError(
+                f"{title}: the loss became {total}; lower --lr; --resume continues from the last round"
+            )
+        return total / done
+
+    def _step(
+        self, memory: nn.Module, images: torch.Tensor, pids: torch.Tensor, camids: torch.Tensor
+    ) -> float:
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with self.precision.autocast(self.device):
+            out = self.model(images)
+        loss = memory(out["features"].float(), pids.to(self.device), camids.to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def _validate(self) -> dict[str, float]:
+        metrics = evaluate_model(
+            self.model,
+            self.plan.val_query,
+            self.plan.val_gallery,
+            device=self.device,
+            batch_size=self.config.batch_size_extract,
+            workers=self.config.workers,
+        )
+        self.model.eval()
+        return {"mAP": float(metrics["mAP"]), "rank1": float(metrics["rank1"])}
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def _save(self, rounds_done: int) -> None:
+        cfg = self.preprocess_cfg
+        ckpt.save_training_checkpoint(
+            self.out_dir,
+            {
+                "kind": "adapt",
+                "model": cfg.name,
+                "model_kwargs": dict(cfg.kwargs),
+                "default_cfg": cfg.to_dict(),
+                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "epoch": rounds_done,
+                "config": self.config.to_dict(),
+                "source": self.source,
+                "paths_sha256": _paths_digest(self.plan.paths),
+                "history": self.history,
+                "rng": ckpt.capture_rng_state(),
+            },
+        )
+        lines = "".join(json.dumps(record) + "\n" for record in self.history)
+        atomic_write_text(self.out_dir / METRICS, lines)
+        atomic_write_json(self.out_dir / CARD, self._card(False))
+
+    def _card(self, finished: bool) -> dict[str, Any]:
+        cameras = self.plan.cameras
+        return {
+            "kind": "adapt",
+            "method": (
+                "supervised: known ids as clusters (upper bound), cluster memory"
+                if self.plan.supervised_ids is not None
+                else "cluster contrast (DBSCAN on k-reciprocal Jaccard distances, cluster memory)"
+            )
+            + (", camera-aware proxies" if self.config.camera_aware else ""),
+            "model": self.preprocess_cfg.name,
+            "source_weights": self.source["weights"],
+            "source_sha256": self.source["sha256"],
+            "target_images": len(self.plan.paths),
+            "target_cameras": None if cameras is None else len({c for c in cameras if c is not None}),
+            "settings": self.config.to_dict(),
+            "rounds_done": len(self.history),
+            "finished": finished,
+            "rounds": self.history,
+        }
+
+
+def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
+    """What ``model_final.pth`` keeps of the card (the last round's clustering, not every round)."""
+    last = card["rounds"][-1] if card["rounds"] else {}
+    keep = ("method", "source_weights", "source_sha256", "target_images", "target_cameras", "rounds_done")
+    return {**{key: card[key] for key in keep}, "last_round": last}
+
+
+def _paths_digest(paths: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
