@@ -51,7 +51,8 @@ def adapt(
     camera_aware: bool = typer.Option(
         False,
         "--camera-aware",
-        help="One proxy per (cluster, camera) with intra- and inter-camera losses (CAP); needs camera ids.",
+        help="Use camera ids (needed): cluster camera-centred features, and train one proxy per "
+        "(cluster, camera) with intra- and inter-camera losses (CAP). Recommended when cameras are known.",
     ),
     supervised: bool = typer.Option(
         False,

@@ -36,7 +36,7 @@ from reid_stra.data.loading import build_train_loader, reraise_worker_errors
 from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.cluster_memory import CameraAwareMemory, ClusterMemory, cluster_centroids
-from reid_stra.engine.pseudo_labels import cluster_features, cluster_stats, renumber
+from reid_stra.engine.pseudo_labels import centre_per_camera, cluster_features, cluster_stats, renumber
 from reid_stra.errors import Interrupted, ReidError
 from reid_stra.models import save_weights
 from reid_stra.models.build import load_model
@@ -75,7 +75,7 @@ class AdaptConfig:
     k2: int = 6
     temperature: float = 0.05
     momentum: float = 0.2
-    camera_aware: bool = False
+    camera_aware: bool = False  # cluster camera-centred features; CAP proxies per (cluster, camera)
     seed: int = 0
     workers: int = 2
     batch_size_extract: int = 64
@@ -246,15 +246,25 @@ class _AdaptRun:
         if self.plan.supervised_ids is not None:
             labels = renumber(np.asarray(self.plan.supervised_ids))
         else:
+            # Camera-aware: cluster on camera-centred features so that clusters span cameras.
+            clustered = (
+                centre_per_camera(features, np.asarray(self.plan.cameras))
+                if config.camera_aware
+                else features
+            )
             labels = cluster_features(
-                features, eps=config.eps, min_samples=config.min_samples, k1=config.k1, k2=config.k2
+                clustered, eps=config.eps, min_samples=config.min_samples, k1=config.k1, k2=config.k2
             )
         stats = cluster_stats(labels)
         self.notice(f"{title}: {stats.describe()}")
         if stats.clusters < 2:
             raise ReidError(
                 f"{title}: the images formed {stats.clusters} cluster(s) of at least {config.min_samples}; "
-                "give more crops per person, or raise --eps"
+                + (
+                    "lower --eps (one cluster holds most images)"
+                    if stats.clusters == 1 and stats.largest > stats.images // 2
+                    else "give more crops per person, or raise --eps"
+                )
             )
         loss = self._train(round_index, title, torch.from_numpy(features), torch.from_numpy(labels))
         record: dict[str, Any] = {"round": round_index + 1, **stats.to_dict(), "loss": loss}

@@ -63,6 +63,21 @@ def cluster_features(
     return renumber(raw)
 
 
+def centre_per_camera(features: np.ndarray, cameras: np.ndarray) -> np.ndarray:
+    """Each camera's mean feature removed, rows re-normalized.
+
+    Light, background and viewpoint shift every crop of one camera the same way, so raw features
+    cluster by camera as much as by person; removing the per-camera mean (camera-based
+    normalization, Zhuang et al., ECCV 2020) lets clusters span cameras.
+    """
+    centred = np.array(features, dtype=np.float32)
+    cameras = np.asarray(cameras)
+    for camera in np.unique(cameras):
+        rows = cameras == camera
+        centred[rows] -= centred[rows].mean(axis=0)
+    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+
+
 def renumber(raw: np.ndarray) -> np.ndarray:
     """Cluster ids in order of first appearance; outliers stay ``-1``."""
     labels = np.full(len(raw), OUTLIER, dtype=np.int64)
