@@ -221,3 +221,36 @@ def test_adapted_weights_work_in_extract_search_and_export(
     pytest.importorskip("onnxscript")
     result = cli("export", "--weights", weights, "-o", tmp_path / "adapted.onnx")
     assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_adapt_runs_under_torchrun(source_weights: Path, target_root: Path, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from reid_stra.engine.checkpoint import load_training_checkpoint
+
+    script = Path(sys.executable).parent / "reid-stra"
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    if script.exists():
+        launch += ["--no-python", str(script)]
+    else:
+        launcher = tmp_path / "launch.py"
+        launcher.write_text("from reid_stra.cli.app import main\nmain()\n")
+        launch.append(str(launcher))
+    out = tmp_path / "run"
+    args = [
+        "adapt", str(target_root / "bounding_box_train"), "--out", str(out), "--weights", str(source_weights),
+        "--rounds", "1", "--iters", "2", "--batch-size", "16", "--k1", "10", "--k2", "3", "--eps", "0.5",
+        "--min-samples", "3", "--camera-aware", "--workers", "0", "--device", "cpu", "--json",
+    ]  # fmt: skip
+    env = os.environ | {"REID_STRA_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads(result.stdout)  # printed once, by rank 0
+    assert card["finished"] and card["target_images"] == 480 and card["rounds"][0]["clusters"] >= 2
+    assert load_training_checkpoint(out / "last.pth")["world_size"] == 2
+    model, _ = load_model(weights=out / "model_final.pth")
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -137,6 +137,8 @@ def adapt(
             print_table("adapt plan (dry run)", ["", "value"], rows)
         return
     card = run_adapt(plan, resume=resume, notice=info)
+    if card.pop("rank") != 0:
+        return  # under torchrun, rank 0 reports for all processes
     final = out / "model_final.pth"
     if as_json:
         emit_json({**card, "weights": str(final)})

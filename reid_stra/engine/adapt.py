@@ -14,13 +14,17 @@ so every command loads it) is written atomically, so a killed run continues with
 the last finished round and ends bit-identical to an uninterrupted one on CPU. The run folder holds
 ``adapt.json`` (the card: source weights, target images, settings, statistics per round),
 ``metrics.jsonl`` and, at the end, ``model_final.pth``.
+
+Under ``torchrun`` (as ``train``) every process embeds its share of the images, rank 0 clusters
+the gathered features and shares the labels, and training is DDP over global P x K batches split
+across the processes; the memory is updated with every process's batch, so it stays the same on
+all of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,6 +40,17 @@ from reid_stra.data.loading import build_train_loader, reraise_worker_errors
 from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.cluster_memory import CameraAwareMemory, ClusterMemory, cluster_centroids
+from reid_stra.engine.distributed import (
+    DistContext,
+    all_gather_objects,
+    all_reduce_sums,
+    barrier,
+    broadcast_from_main,
+    cleanup_distributed,
+    gather_rng_states,
+    init_distributed,
+    seed_everything,
+)
 from reid_stra.engine.pseudo_labels import centre_per_camera, cluster_features, cluster_stats, renumber
 from reid_stra.errors import Interrupted, ReidError
 from reid_stra.models import save_weights
@@ -43,7 +58,6 @@ from reid_stra.models.build import load_model
 from reid_stra.retrieval.evaluation import evaluate_model
 from reid_stra.retrieval.extract import Preprocess, extract
 from reid_stra.utils.atomic import atomic_write_json, atomic_write_text, exclusive_lock
-from reid_stra.utils.device import resolve_device
 from reid_stra.utils.notice import Notice, silent
 from reid_stra.utils.precision import resolve_precision
 from reid_stra.utils.progress import task_progress
@@ -145,22 +159,32 @@ def check_plan(plan: AdaptPlan) -> None:
 def adapt(
     plan: AdaptPlan, *, resume: bool = False, notice: Notice = silent, stop_after_rounds: int | None = None
 ) -> dict[str, Any]:
-    """Run (or continue) the adaptation; returns the card.
+    """Run (or continue) the adaptation; returns the card and this process's ``rank`` (0 alone).
 
     ``stop_after_rounds`` ends this call after that many rounds, as a kill between rounds would
     (time-boxed jobs); the run continues with ``resume=True``.
     """
     check_plan(plan)
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(plan.out_dir / ckpt.LAST):
-        return _AdaptRun(plan, resume, notice).fit(stop_after_rounds)
+    ctx = init_distributed(plan.config.device)
+    try:
+        if plan.config.batch_size % ctx.world_size:
+            raise ReidError(
+                f"--batch-size {plan.config.batch_size}: must divide evenly over {ctx.world_size} processes"
+            )
+        if not ctx.is_main:
+            return _AdaptRun(plan, ctx, resume, silent).fit(stop_after_rounds)
+        plan.out_dir.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(plan.out_dir / ckpt.LAST):
+            return _AdaptRun(plan, ctx, resume, notice).fit(stop_after_rounds)
+    finally:
+        cleanup_distributed()
 
 
 class _AdaptRun:
-    def __init__(self, plan: AdaptPlan, resume: bool, notice: Notice) -> None:
-        self.plan, self.config, self.notice = plan, plan.config, notice
+    def __init__(self, plan: AdaptPlan, ctx: DistContext, resume: bool, notice: Notice) -> None:
+        self.plan, self.config, self.notice, self.ctx = plan, plan.config, notice, ctx
         self.out_dir = plan.out_dir
-        self.device = resolve_device(plan.config.device)
+        self.device = ctx.device
         found = ckpt.find_resume_checkpoint(self.out_dir, notice) if resume else None
         if not resume and (self.out_dir / ckpt.LAST).exists():
             raise ReidError(
@@ -169,7 +193,7 @@ class _AdaptRun:
             )
         checkpoint = found[1] if found else None
         source = checkpoint["source"] if checkpoint else None
-        _seed_everything(self.config.seed)
+        seed_everything(self.config.seed)
         self.model, info = load_model(
             plan.model, source["weights"] if source else plan.weights, device=str(self.device)
         )
@@ -183,6 +207,12 @@ class _AdaptRun:
             lr=self.config.lr,
             weight_decay=self.config.weight_decay,
         )
+        # channels-last as the trainer (and the input batches): faster convolutions, same values.
+        self.model.to(memory_format=torch.channels_last)
+        self.train_model: nn.Module = self.model
+        if ctx.enabled:  # gradients averaged over the processes; the memory is kept in step apart
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         self.start_round, self.history = 0, []
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -201,7 +231,16 @@ class _AdaptRun:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.start_round = int(checkpoint["epoch"])
         self.history = list(checkpoint.get("history") or [])
-        ckpt.restore_rng_state(checkpoint["rng"])
+        rng = checkpoint["rng"]
+        rng = [rng] if isinstance(rng, dict) else list(rng)
+        saved_world = checkpoint.get("world_size", 1)
+        if saved_world == self.ctx.world_size and len(rng) > self.ctx.rank:
+            ckpt.restore_rng_state(rng[self.ctx.rank])
+        else:
+            self.notice(
+                f"resuming with {self.ctx.world_size} process(es) instead of {saved_world}: "
+                "random augmentation will not repeat the interrupted run exactly"
+            )
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -226,10 +265,12 @@ class _AdaptRun:
             rounds_run += 1
         finished = len(self.history) >= config.rounds
         card = self._card(finished)
-        if finished:
-            save_weights(self.model, self.out_dir / FINAL, meta={"adapted": _card_meta(card)})
-        atomic_write_json(self.out_dir / CARD, card)
-        return card
+        if self.ctx.is_main:
+            if finished:
+                save_weights(self.model, self.out_dir / FINAL, meta={"adapted": _card_meta(card)})
+            atomic_write_json(self.out_dir / CARD, card)
+        barrier(self.ctx)
+        return {**card, "rank": self.ctx.rank}
 
     def _interrupted(self, round_index: int) -> Interrupted:
         kept = f"stopped in round {round_index + 1}/{self.config.rounds}; " + (
@@ -252,8 +293,13 @@ class _AdaptRun:
                 if config.camera_aware
                 else features
             )
-            labels = cluster_features(
-                clustered, eps=config.eps, min_samples=config.min_samples, k1=config.k1, k2=config.k2
+            labels = broadcast_from_main(
+                self.ctx,
+                cluster_features(
+                    clustered, eps=config.eps, min_samples=config.min_samples, k1=config.k1, k2=config.k2
+                )
+                if self.ctx.is_main
+                else None,
             )
         stats = cluster_stats(labels)
         self.notice(f"{title}: {stats.describe()}")
@@ -275,19 +321,22 @@ class _AdaptRun:
         return record
 
     def _embed(self, title: str) -> np.ndarray:
+        """Every image's feature; under torchrun each process embeds a contiguous share."""
         cfg = self.preprocess_cfg
         preprocess = Preprocess.for_model(cfg, normalize=True, precision="fp32")
         self.notice(f"{title} {len(self.plan.paths)} images")
+        total, rank, world = len(self.plan.paths), self.ctx.rank, self.ctx.world_size
+        share = self.plan.paths[rank * total // world : (rank + 1) * total // world]
         result = extract(
             self.model,
-            self.plan.paths,
+            share,
             preprocess,
             batch_size=self.config.batch_size_extract,
             workers=self.config.workers,
             device=self.device,
-            progress=True,
+            progress=self.ctx.is_main,
         )
-        return result.features
+        return np.concatenate(all_gather_objects(self.ctx, result.features))
 
     def _train(self, round_index: int, title: str, features: torch.Tensor, labels: torch.Tensor) -> float:
         config = self.config
@@ -319,14 +368,18 @@ class _AdaptRun:
         loader = build_train_loader(
             samples,
             transform,
-            batch_size=config.batch_size,
+            batch_size=config.batch_size // self.ctx.world_size,
             num_instances=config.num_instances,
             workers=config.workers,
             seed=config.seed * 1000 + round_index,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
         )
         self.model.train()
         total, done, epoch = 0.0, 0, 0
-        with task_progress(f"{title}: training", total=config.iters, unit="batch") as advance:
+        with task_progress(
+            f"{title}: training", total=config.iters, unit="batch", show=self.ctx.is_main
+        ) as advance:
             while done < config.iters:
                 loader.sampler.set_epoch(epoch)
                 with reraise_worker_errors():
@@ -339,6 +392,7 @@ class _AdaptRun:
                             break
                 epoch += 1
         self.model.eval()
+        total = all_reduce_sums(self.ctx, {"loss": total})["loss"] / self.ctx.world_size
         if not np.isfinite(total):
             raise ReidError(
                 f"{title}: the loss became {total}; lower --lr; --resume continues from the last round"
@@ -350,14 +404,24 @@ class _AdaptRun:
     ) -> float:
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with self.precision.autocast(self.device):
-            out = self.model(images)
-        loss = memory(out["features"].float(), pids.to(self.device), camids.to(self.device))
+            out = self.train_model(images)
+        loss = memory(out["features"].float(), pids.to(self.device), camids.to(self.device), self._gather)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return float(loss.detach())
 
+    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every process's rows of ``tensor`` in rank order (for the memory update)."""
+        if not self.ctx.enabled:
+            return tensor
+        parts = all_gather_objects(self.ctx, tensor.detach().cpu())
+        return torch.cat(parts).to(tensor.device)
+
     def _validate(self) -> dict[str, float]:
+        if not self.ctx.is_main:
+            barrier(self.ctx)
+            return {}
         metrics = evaluate_model(
             self.model,
             self.plan.val_query,
@@ -367,11 +431,15 @@ class _AdaptRun:
             workers=self.config.workers,
         )
         self.model.eval()
+        barrier(self.ctx)
         return {"mAP": float(metrics["mAP"]), "rank1": float(metrics["rank1"])}
 
     # -- files ----------------------------------------------------------------------------------
 
     def _save(self, rounds_done: int) -> None:
+        rng = gather_rng_states(self.ctx)  # every process's, so each resumes its own streams
+        if not self.ctx.is_main:
+            return
         cfg = self.preprocess_cfg
         ckpt.save_training_checkpoint(
             self.out_dir,
@@ -387,7 +455,8 @@ class _AdaptRun:
                 "source": self.source,
                 "paths_sha256": _paths_digest(self.plan.paths),
                 "history": self.history,
-                "rng": ckpt.capture_rng_state(),
+                "rng": rng,
+                "world_size": self.ctx.world_size,
             },
         )
         lines = "".join(json.dumps(record) + "\n" for record in self.history)
@@ -425,9 +494,3 @@ def _card_meta(card: dict[str, Any]) -> dict[str, Any]:
 
 def _paths_digest(paths: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(paths).encode()).hexdigest()
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)

@@ -13,10 +13,19 @@ proxies. It helps where cameras differ in light and background more than people 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Rows of every process's batch, in rank order (torchrun); the identity in one process.
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _alone(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
 def cluster_centroids(features: torch.Tensor, labels: torch.Tensor, count: int) -> torch.Tensor:
@@ -35,11 +44,13 @@ class ClusterMemory(nn.Module):
         self.temperature, self.momentum = temperature, momentum
         self.register_buffer("features", F.normalize(centroids.float(), dim=1).clone())
 
-    def forward(self, features: torch.Tensor, labels: torch.Tensor, cameras: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, labels: torch.Tensor, cameras: torch.Tensor, gather: Gather = _alone
+    ) -> torch.Tensor:
         features = F.normalize(features.float(), dim=1)
         logits = features @ self.features.clone().t() / self.temperature  # updated in place below
         loss = F.cross_entropy(logits, labels)
-        self.update(features.detach(), labels)
+        self.update(gather(features.detach()), gather(labels))
         return loss
 
     @torch.no_grad()
@@ -76,7 +87,9 @@ class CameraAwareMemory(nn.Module):
         self.register_buffer("proxy_cluster", torch.as_tensor(pairs[:, 0], dtype=torch.long))
         self.register_buffer("proxy_camera", torch.as_tensor(pairs[:, 1], dtype=torch.long))
 
-    def forward(self, features: torch.Tensor, labels: torch.Tensor, cameras: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, labels: torch.Tensor, cameras: torch.Tensor, gather: Gather = _alone
+    ) -> torch.Tensor:
         features = F.normalize(features.float(), dim=1)
         own = torch.tensor(
             [self.proxy_of[(int(c), int(k))] for c, k in zip(labels.tolist(), cameras.tolist(), strict=True)]
@@ -94,7 +107,7 @@ class CameraAwareMemory(nn.Module):
         )
         positive_log_prob = (scores - log_denominator[:, None]).masked_fill(~positive, 0.0)
         inter = -(positive_log_prob.sum(1) / positive.sum(1)).mean()
-        self.update(features.detach(), own)
+        self.update(gather(features.detach()), gather(own))
         return intra + self.inter_weight * inter
 
     @torch.no_grad()

@@ -9,11 +9,15 @@ so single-process code and multi-process code are the same code.
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
+from reid_stra.engine.checkpoint import capture_rng_state
 from reid_stra.errors import ReidError
 from reid_stra.utils.device import resolve_device
 
@@ -78,3 +82,32 @@ def all_reduce_sums(ctx: DistContext, values: dict[str, float]) -> dict[str, flo
     tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=backend_device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return dict(zip(keys, tensor.tolist(), strict=True))
+
+
+def all_gather_objects(ctx: DistContext, value: Any) -> list[Any]:
+    """``value`` from every rank, in rank order (one element without torchrun)."""
+    if not ctx.enabled:
+        return [value]
+    gathered: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def broadcast_from_main(ctx: DistContext, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (what the main process decided, e.g. the clusters)."""
+    if not ctx.enabled:
+        return value
+    box = [value if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_rng_states(ctx: DistContext) -> list[dict[str, Any]]:
+    """Every rank's random state (index = rank), so each rank resumes its own streams."""
+    return all_gather_objects(ctx, capture_rng_state())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

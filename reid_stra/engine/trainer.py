@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from reid_stra.data.datasets.holdout import hold_out_ids
@@ -52,7 +50,9 @@ from reid_stra.engine.distributed import (
     all_reduce_sums,
     barrier,
     cleanup_distributed,
+    gather_rng_states,
     init_distributed,
+    seed_everything,
 )
 from reid_stra.engine.losses import LossWeights, ReidLoss
 from reid_stra.engine.optim import build_optimizer, build_scheduler
@@ -130,7 +130,7 @@ class TrainingRun:
                 f"--batch-size {config.batch_size}: must divide evenly over {ctx.world_size} processes"
             )
         self.per_rank_batch = config.batch_size // ctx.world_size
-        _seed_everything(config.seed)  # identical model init on every rank
+        seed_everything(config.seed)  # identical model init on every rank
         self.dataset = load_train_dataset(config)
         # Validation ranks held-out training ids (the dataset's query/gallery are then the test,
         # evaluated once after the last epoch) or, without a holdout, the dataset's query/gallery.
@@ -192,7 +192,7 @@ class TrainingRun:
         self.best_epoch: int | None = None
         self.history: list[dict[str, Any]] = []
         # Rank-specific streams for augmentation; restored from the checkpoint when resuming.
-        _seed_everything(config.seed + 1 + ctx.rank)
+        seed_everything(config.seed + 1 + ctx.rank)
         if plan.checkpoint is not None:
             self._restore(plan.checkpoint)
         self._ddp: nn.Module | None = None
@@ -432,7 +432,7 @@ class TrainingRun:
 
     def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         """Log the epoch, then checkpoint it (so a kill between the two repeats the epoch)."""
-        rng_states = _gather_rng(self.ctx)
+        rng_states = gather_rng_states(self.ctx)
         if self.ctx.is_main:
             improved = "mAP" in record and (self.best_map is None or record["mAP"] > self.best_map)
             if improved:
@@ -536,23 +536,6 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(name.encode())
         digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _gather_rng(ctx: DistContext) -> list[dict[str, Any]]:
-    """Every rank's random state (index = rank), so each rank resumes its own streams."""
-    state = ckpt.capture_rng_state()
-    if not ctx.enabled:
-        return [state]
-
-    gathered: list[Any] = [None] * ctx.world_size
-    dist.all_gather_object(gathered, state)
-    return gathered
 
 
 __all__ = [
