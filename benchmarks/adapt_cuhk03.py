@@ -29,6 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.dg_variants import per_dataset
 from benchmarks.variant_runs import mean_sd, run_queue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,13 +106,9 @@ def evaluate(weights: Path | None, out: Path) -> dict:
     return json.loads(result.stdout)
 
 
-def scores(result: dict) -> dict[str, dict[str, float]]:
-    return {Path(run["root"]).name: {"mAP": run["mAP"], "rank1": run["rank1"]} for run in result["runs"]}
-
-
 def summarize(runs: Path, seeds: list[int]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    rows = {"direct transfer (shipped default)": [scores(evaluate(None, RESULTS / "direct.json"))]}
+    rows = {"direct transfer (shipped default)": [per_dataset(evaluate(None, RESULTS / "direct.json"))]}
     labels = {
         "adapt": "reid-stra adapt (no labels)",
         "adaptcam": "reid-stra adapt --camera-aware (no labels)",
@@ -122,7 +119,7 @@ def summarize(runs: Path, seeds: list[int]) -> None:
         for seed in seeds:
             out = runs / f"{kind}_cuhk03_seed{seed}"
             if (out / "model_final.pth").is_file():
-                found.append(scores(evaluate(out / "model_final.pth", out / "eval.json")))
+                found.append(per_dataset(evaluate(out / "model_final.pth", out / "eval.json")))
                 for name in ("adapt.json", "metrics.jsonl"):
                     shutil.copyfile(out / name, RESULTS / f"{kind}_seed{seed}_{name}")
         if found:
@@ -131,7 +128,7 @@ def summarize(runs: Path, seeds: list[int]) -> None:
     for label, found in rows.items():
         cells = [
             mean_sd([f[data][metric] for f in found])
-            for data in ("CUHK03-detected", "Market-1501-mini")
+            for data in ("cuhk03", "market")
             for metric in ("mAP", "rank1")
         ]
         table.append(f"| {label} | " + " | ".join(cells) + " |")
