@@ -106,9 +106,9 @@ def evaluate(weights: Path | None, out: Path) -> dict:
     return json.loads(result.stdout)
 
 
-def summarize(runs: Path, seeds: list[int]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    rows = {"direct transfer (shipped default)": [per_dataset(evaluate(None, RESULTS / "direct.json"))]}
+def summarize(runs: Path, seeds: list[int], results: Path = RESULTS) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    rows = {"direct transfer (shipped default)": [per_dataset(evaluate(None, results / "direct.json"))]}
     labels = {
         "adapt": "reid-stra adapt (no labels)",
         "adaptcam": "reid-stra adapt --camera-aware (no labels)",
@@ -121,7 +121,7 @@ def summarize(runs: Path, seeds: list[int]) -> None:
             if (out / "model_final.pth").is_file():
                 found.append(per_dataset(evaluate(out / "model_final.pth", out / "eval.json")))
                 for name in ("adapt.json", "metrics.jsonl"):
-                    shutil.copyfile(out / name, RESULTS / f"{kind}_seed{seed}_{name}")
+                    shutil.copyfile(out / name, results / f"{kind}_seed{seed}_{name}")
         if found:
             rows[f"{label}, seeds {', '.join(str(s) for s in seeds[: len(found)])}"] = found
     table = ["| model | CUHK03 mAP | CUHK03 rank-1 | Market mAP | Market rank-1 |", "|---|---|---|---|---|"]
@@ -132,8 +132,8 @@ def summarize(runs: Path, seeds: list[int]) -> None:
             for metric in ("mAP", "rank1")
         ]
         table.append(f"| {label} | " + " | ".join(cells) + " |")
-    (RESULTS / "summary.md").write_text("\n".join(table) + "\n")
-    (RESULTS / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (results / "summary.md").write_text("\n".join(table) + "\n")
+    (results / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
     print("\n".join(table))
 
 
@@ -144,13 +144,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS,
+        help="where summarize writes (one folder per starting default: direct.json is cached there)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.action == "prepare":
         print(prepare())
     elif args.action == "run":
         run(args.kind, args.seeds, args.parallel, args.runs)
     else:
-        summarize(args.runs, args.seeds)
+        summarize(args.runs, args.seeds, args.results)
 
 
 if __name__ == "__main__":

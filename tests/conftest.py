@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("REID_STRA_NO_PROGRESS", "1")
+# `--backend auto` exports each weights file once into a cache: one per test session, never the
+# user's ~/.cache (subprocesses of the tests inherit it).
+_CACHE = tempfile.mkdtemp(prefix="reid-stra-test-cache-")
+os.environ["REID_STRA_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

@@ -333,3 +333,25 @@ def test_output_name_suggestion_replaces_the_suffix(cli, synthetic_root: Path, t
     result = cli("extract", synthetic_root / "query", "-o", tmp_path / "feats.txt")
     assert result.exit_code == 2 and f"use e.g. {tmp_path / 'feats.npy'}" in result.stderr
     assert "feats.txt.npy" not in result.stderr and not any(tmp_path.iterdir())
+
+
+def test_a_second_extract_into_the_same_file_is_refused_before_the_model_loads(
+    cli, synthetic_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Issue 28, item 10: the lock is checked before the 10-40 s model load, not after it."""
+    import reid_stra.models.build as build
+    from reid_stra.utils.atomic import exclusive_lock
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output lock was checked")
+
+    monkeypatch.setattr(build, "load_model", must_not_load)
+    out = tmp_path / "gallery.npy"
+    with exclusive_lock(out):  # another extract writing gallery.npy
+        result = cli("extract", synthetic_root / "query", "--out", out)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {out} is being written by another reid-stra process; "
+        "wait for it to finish or choose another output"
+    ]
+    assert not out.exists()

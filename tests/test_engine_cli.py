@@ -100,3 +100,60 @@ def test_a_short_run_clamps_the_recipes_fixbase_epochs_with_a_notice(
     assert "the paper recipe's 8 is more than --epochs 3; training only the new layers for 2" in result.stderr
     explicit = cli(*common, "--fixbase-epochs", "5")
     assert explicit.exit_code == 2 and "--fixbase-epochs 5: more than --epochs 3" in explicit.stderr
+
+
+def test_train_defaults_work_offline_and_agree_with_the_other_commands(
+    cli, synthetic_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """No --model and no --pretrained on a machine without network or ImageNet cache: the shipped
+    default model, started from its shipped re-ID weights, said in one notice (issue 28, item 9)."""
+    import reid_stra.models.build as build
+    from reid_stra.errors import ReidError
+    from reid_stra.models import default_model_name
+
+    def offline(model, name):
+        raise ReidError("pretrained=imagenet: cannot download https://download.pytorch.org/x.pth (offline)")
+
+    monkeypatch.setattr(build, "imagenet_weights", offline)
+    out = tmp_path / "run"
+    result = cli(
+        "train", "--root", synthetic_root, "--output", out, "--height", "64", "--width", "32",
+        "--batch-size", "8", "--workers", "0", "--device", "cpu", "--epochs", "1", "--eval-every", "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "starting from the shipped re-ID weights mobilenetv2_market1501mini.pth" in result.stderr
+    saved = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert saved["epoch"] == 1
+    import yaml
+
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["model"] == default_model_name() == "mobilenetv2"
+    assert config["workers"] == 0 and config["pretrained"] == "auto"
+
+
+def test_train_workers_default_leaves_a_core_to_the_model(monkeypatch) -> None:
+    import os
+
+    from reid_stra.engine.config import TrainConfig
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert TrainConfig().workers == 1  # a 2-core machine: one decoding process, not 4
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    assert TrainConfig().workers == 8
+
+
+def test_dataset_aliases_and_another_datasets_names_are_announced(
+    cli, synthetic_root: Path, tmp_path: Path
+) -> None:
+    """`--data duke` on a folder of Market names used to be read as Duke without a word; an alias
+    (`market`) is said out loud; the dataset's own name in any case stays quiet (issue 28, 9)."""
+    base = ["train", "--root", synthetic_root, "--out", tmp_path / "r", *TINY, "--dry-run"]
+    duke = cli(*base, "--data", "duke")
+    assert duke.exit_code == 0, duke.stderr
+    assert "dataset 'duke' read as dukemtmcreid (DukeMTMC-reID)" in duke.stderr
+    assert "train file names do not look like dukemtmcreid's (0001_c2_f0046182.jpg)" in duke.stderr
+    market = cli(*base, "--data", "Market-1501")
+    assert market.exit_code == 0 and "warning" not in market.stderr, market.stderr
+    alias = cli(*base, "--data", "market")
+    assert "dataset 'market' read as market1501 (Market-1501)" in alias.stderr
+    assert "do not look like" not in alias.stderr

@@ -32,7 +32,9 @@ def adapt(
         help="Unlabeled person crops from your cameras: images, folders (searched recursively), globs "
         "or text files listing one path per line. Person ids in their names are never used.",
     ),
-    out: Path = typer.Option(..., "--out", help="Run folder: adapt.json, last.pth, model_final.pth."),
+    out: Path = typer.Option(
+        ..., "-o", "--out", "--output", help="Run folder: adapt.json, last.pth, model_final.pth."
+    ),
     model: ModelName = None,
     weights: WeightsFile = None,
     rounds: int = typer.Option(8, "--rounds", help="Rounds of embed, cluster, train."),

@@ -11,7 +11,9 @@ from reid_stra.cli.output import emit_json, info, print_table
 
 
 def demo(
-    out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Folder for every output of the demo."),
+    out: Path = typer.Option(
+        Path("demo_output"), "-o", "--out", "--output", help="Folder for every output of the demo."
+    ),
     epochs: int = typer.Option(3, "--epochs", min=1, help="Training epochs on the synthetic data."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     workers: Workers = 2,

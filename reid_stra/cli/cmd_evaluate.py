@@ -16,6 +16,7 @@ from typing import Annotated, Any, NamedTuple
 import typer
 
 from reid_stra.cli.options import (
+    BackendChoice,
     BatchSize,
     DataOptions,
     Device,
@@ -119,6 +120,7 @@ def evaluate(
     workers: Workers = 2,
     device: Device = "auto",
     precision: PrecisionChoice = "auto",
+    backend: BackendChoice = "auto",
     as_json: JsonOutput = False,
 ) -> None:
     """Evaluate re-ID accuracy (rank-1/5/10, mAP, mINP) on a dataset's query/gallery split."""
@@ -162,7 +164,17 @@ def evaluate(
         keep = save_features is not None or report is not None
         runs = [
             _evaluate_model(
-                dataset, name, path, flip, batch_size, workers, resolved, options, arithmetic.name, keep
+                dataset,
+                name,
+                path,
+                flip,
+                batch_size,
+                workers,
+                resolved,
+                options,
+                arithmetic.name,
+                keep,
+                backend,
             )
             for name, path in pairs
             for dataset in datasets
@@ -391,16 +403,21 @@ def _load_split(data: str | None, root: Path | None, data_opt: list[str]):
     dataset = load_dataset(data, root, splits=("query", "gallery"), **parse_dataset_options(data, data_opt))
     if not dataset.query or not dataset.gallery:
         raise ReidError(f"--root {root}: the {data} query or gallery split is empty; check the folder")
+    for warning in dataset.warnings:
+        info(f"[yellow]warning:[/] {warning}")
     return dataset
 
 
 def _evaluate_model(
-    dataset, model, weights, flip, batch_size, workers, device, options, precision, keep_features
+    dataset, model, weights, flip, batch_size, workers, device, options, precision, keep_features, backend
 ) -> _Run:
-    from reid_stra.models.build import load_model
+    from reid_stra.deploy.backend import load_inference_model
     from reid_stra.retrieval.evaluation import evaluate_model
 
-    net, model_info = load_model(model, weights, device=str(device))
+    net, model_info = load_inference_model(
+        model, weights, device=str(device), backend=backend, precision=precision
+    )
+    info(model_info["backend_reason"])
     info(
         f"evaluating {model_info['model']} ({model_info['weights']}) on {dataset.name}: "
         f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
@@ -420,6 +437,7 @@ def _evaluate_model(
         "input_size": list(result["input_size"]),
         "flip": flip,
         "precision": precision,
+        "backend": model_info["backend"],
     }
     return _Run(result, source, list(dataset.query), list(dataset.gallery), model_info)
 

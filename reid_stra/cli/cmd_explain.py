@@ -26,6 +26,7 @@ def explain(
         Path("modes.png"),
         "-o",
         "--out",
+        "--output",
         help="PNG to write: one figure per crop (OUT_1_NAME.png, OUT_2_NAME.png... for several crops).",
     ),
     model: Annotated[

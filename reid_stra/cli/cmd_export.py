@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def export(
-    output: Path = typer.Option(..., "-o", "--output", help="File to write (model.onnx or model.pt)."),
+    output: Path = typer.Option(
+        ..., "-o", "--out", "--output", help="File to write (model.onnx or model.pt)."
+    ),
     model: ModelName = None,
     weights: WeightsFile = None,
     export_format: str = typer.Option("onnx", "--format", help="onnx or torchscript."),

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from reid_stra.cli.options import (
+    BackendChoice,
     BatchSize,
     Device,
     IdPattern,
@@ -34,7 +35,7 @@ def extract(
         "one path per line (relative to the list file).",
     ),
     output: Path = typer.Option(
-        ..., "-o", "--output", help="Feature file to write (.npy; the sidecar is .json)."
+        ..., "-o", "--out", "--output", help="Feature file to write (.npy; the sidecar is .json)."
     ),
     model: ModelName = None,
     weights: WeightsFile = None,
@@ -42,6 +43,7 @@ def extract(
     workers: Workers = 2,
     device: Device = "auto",
     precision: PrecisionChoice = "auto",
+    backend: BackendChoice = "auto",
     flip: bool = typer.Option(False, "--flip", help="Average each image's features with its mirror image's."),
     normalize: bool = typer.Option(
         True, "--normalize/--no-normalize", help="L2-normalize each feature row (the evaluation protocol)."
@@ -72,14 +74,19 @@ def extract(
     from reid_stra.retrieval.features import features_path, sidecar_path
     from reid_stra.retrieval.ids import id_source
     from reid_stra.retrieval.inputs import expand_inputs
+    from reid_stra.utils.atomic import ensure_not_being_written
 
     output = features_path(output, "-o", output=True)
     check_extract_options(batch_size, workers, chunk_size)  # bad options fail before any slow work
     ids = id_source(ids_file, id_pattern)
     paths = expand_inputs(inputs)
+    ensure_not_being_written(output)  # a second extract into the same file: said before the model loads
     arithmetic = chosen_precision(precision, device)
     # The Python API's loader and preprocessing (an ONNX file runs as exported: fp32).
-    embedder = Embedder(model, weights, device=device, precision=arithmetic.name)
+    if backend.strip().lower() == "auto" and (height is not None or width is not None):
+        backend = "pytorch"  # the cached export is made at the model's own input size
+    embedder = Embedder(model, weights, device=device, precision=arithmetic.name, backend=backend)
+    info(embedder.info["backend_reason"])
     net, model_info = embedder.model, embedder.info
     default_h, default_w = model_info["cfg"].input_size
     summary = extract_to_file(

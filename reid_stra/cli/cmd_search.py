@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from reid_stra.cli.options import (
+    BackendChoice,
     BatchSize,
     Device,
     IdPattern,
@@ -96,6 +97,7 @@ def search(
     ),
     device: Device = "auto",
     precision: PrecisionChoice = "auto",
+    backend: BackendChoice = "auto",
     batch_size: BatchSize = 64,
     workers: Workers = 2,
     skip_bad: bool = typer.Option(
@@ -142,6 +144,7 @@ def search(
             workers=workers,
             skip_bad=skip_bad,
             precision=chosen_precision(precision, device).name,
+            backend=backend,
             ids=ids,
             notice=info,
         )

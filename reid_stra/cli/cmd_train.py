@@ -29,7 +29,9 @@ def train(
     root: DatasetRoot = None,
     data_opt: DataOptions = (),
     model: str | None = typer.Option(
-        None, "--model", help="Model name, see `reid-stra models` (default: stra_resnet50)."
+        None,
+        "--model",
+        help="Model name, see `reid-stra models` (default: the shipped default model, as every command).",
     ),
     recipe: str | None = typer.Option(
         None,
@@ -45,7 +47,9 @@ def train(
     ),
     out: Path | None = typer.Option(
         None,
+        "-o",
         "--out",
+        "--output",
         help="Output folder for config, metrics log and checkpoints (default: runs/MODEL_DATA).",
     ),
     epochs: int | None = typer.Option(
@@ -100,7 +104,8 @@ def train(
     pretrained: str | None = typer.Option(
         None,
         "--pretrained",
-        help="Backbone init: imagenet (torchvision weights, downloaded; default), a weights FILE, or none.",
+        help="Backbone init: auto (ImageNet weights; offline without them, the shipped re-ID weights; "
+        "default), imagenet, a weights FILE, or none.",
     ),
     weights: Path | None = typer.Option(
         None,
@@ -124,7 +129,9 @@ def train(
         "validate on query/gallery).",
     ),
     device: Device = None,
-    workers: int | None = typer.Option(None, "--workers", help="Data-loading processes (default: 4)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Data-loading processes (default: the usable CPU cores minus one, at most 8)."
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed; same seed, same run (default: 1)."),
     amp: bool | None = typer.Option(
         None, "--amp/--no-amp", help="--no-amp: no mixed precision under --precision auto (default: on)."
@@ -219,7 +226,7 @@ def _dry_run(plan: Any, as_json: bool) -> None:
     config = plan.config
     get_entry(config.model)  # an unknown model name fails here, with a suggestion
     dataset = load_dataset(config.data, config.root, **config.data_options)
-    for note in plan.notes:  # stderr: the JSON on stdout stays machine-readable
+    for note in [*plan.notes, *(f"warning: {w}" for w in dataset.warnings)]:  # stderr: JSON stays clean
         info(note)
     if as_json:
         emit_json(

@@ -59,6 +59,14 @@ PrecisionChoice = Annotated[
         "except training in bf16 where the CPU has bf16 units (AMX/AVX512-BF16), which bf16 needs.",
     ),
 ]
+BackendChoice = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="auto, pytorch or onnxruntime: what runs the model. auto: ONNX Runtime on a CPU at fp32 when "
+        "it is installed (the weights are exported once into a cache), else PyTorch.",
+    ),
+]
 IdsFile = Annotated[
     Path | None,
     typer.Option(

@@ -128,5 +128,7 @@ def reraise_worker_errors() -> Iterator[None]:
 
 
 def default_workers() -> int:
-    """A sensible ``--workers`` default: leave one core to the main process, at most 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    """The ``--workers`` default of training: leave one of the cores this process may use to the
+    main process (which runs the model), at most 8; 0 (decode in-process) on one core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores - 1))

@@ -14,7 +14,7 @@ from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine.config import TrainConfig
 from reid_stra.engine.distributed import DistContext
 from reid_stra.errors import ReidError
-from reid_stra.models import build_model, load_weights
+from reid_stra.models import build_model, load_weights, shipped_weights
 from reid_stra.models.heads import HEAD_LAYERS
 from reid_stra.models.introspect import stra_parameter_names
 from reid_stra.utils.notice import Notice
@@ -81,15 +81,22 @@ def build_train_model(config: TrainConfig, num_classes: int, *, fresh: bool, not
     """The model with ImageNet/file initialization on a fresh run (resumed runs load the checkpoint)."""
 
     pretrained = config.pretrained if fresh and config.pretrained.lower() != "none" else None
-    try:
+
+    def build(init: str | None) -> nn.Module:
         # Validation and the exported weights use the size the model is trained at.
-        model = build_model(
+        return build_model(
             config.model,
             num_classes=num_classes,
-            pretrained=pretrained,
+            pretrained=init,
             input_size=(config.height, config.width),
             **model_kwargs(config),
         )
+
+    try:
+        if pretrained is not None and pretrained.lower() == "auto":
+            model, pretrained = _build_auto_init(config.model, build, notice)
+        else:
+            model = build(pretrained)
     except ReidError as exc:
         if pretrained == "imagenet":
             raise ReidError(
@@ -108,6 +115,26 @@ def build_train_model(config: TrainConfig, num_classes: int, *, fresh: bool, not
         report = load_weights(model, config.weights)
         notice(f"initialized from {config.weights}: {_report_line(report)}")
     return model
+
+
+def _build_auto_init(name: str, build: Any, notice: Notice) -> tuple[nn.Module, str]:
+    """``pretrained: auto``: ImageNet weights as the recipes expect; where they cannot be had
+    (offline, nothing in torch's cache) the model's shipped re-ID weights, so that a fresh machine
+    trains with the defaults; said either way, never silently."""
+    try:
+        return build("imagenet"), "imagenet"
+    except ReidError as exc:
+        shipped = shipped_weights(name)
+        if shipped is None:
+            raise ReidError(
+                f"--pretrained auto: no ImageNet weights for {name} ({exc}) and no shipped weights; "
+                "pass --pretrained FILE or --pretrained none"
+            ) from None
+        notice(
+            f"--pretrained auto: ImageNet weights unavailable (offline?); starting from the shipped "
+            f"re-ID weights {shipped.name} (pass --pretrained imagenet or FILE to choose)"
+        )
+        return build(str(shipped)), str(shipped)
 
 
 def _report_line(report: Any) -> str:

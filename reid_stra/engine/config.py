@@ -17,9 +17,11 @@ from typing import Any
 
 import yaml
 
+from reid_stra.data.loading import default_workers
 from reid_stra.engine.losses import LossWeights
 from reid_stra.engine.optim import OPTIMIZERS, SCHEDULES
 from reid_stra.errors import ReidError, suggest, unknown_name_error
+from reid_stra.models.shipped import default_model_name
 from reid_stra.utils.atomic import atomic_write_text
 from reid_stra.utils.precision import PRECISIONS
 
@@ -44,7 +46,7 @@ class TrainConfig:
     sampler: str = "random"  # "random": shuffled batches; "identity": P identities x K images
     batch_size: int = 32
     num_instances: int = 4  # K of the P x K identity sampler
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)  # one core left to the model
     flip: bool = True
     random_crop: bool = True
     crop_style: str = (
@@ -55,10 +57,12 @@ class TrainConfig:
     color_jitter: bool = False  # torchreid's jitter (brightness 0.2, contrast 0.15)
     random_grayscale: float = 0.0  # probability of a grey copy (colour is camera-dependent); 0 disables
     # Model
-    model: str = "stra_resnet50"
+    model: str = field(default_factory=default_model_name)  # what every other command defaults to
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     neck: str | None = None  # "bnneck" for the strong baseline's head
-    pretrained: str = "imagenet"  # "imagenet", "none" or a weights file
+    # "auto": ImageNet weights (torch's cache, else downloaded), offline the model's shipped re-ID
+    # weights (announced); "imagenet", "none" or a weights file say exactly which
+    pretrained: str = "auto"
     weights: str | None = None  # initialize from this checkpoint (any format load_weights reads)
     # Losses: the defaults are LossWeights' (one place)
     ce_weight: float = _LOSSES.ce_weight
@@ -169,7 +173,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "flip": True,
         "random_crop": True,
         "random_erasing": 0.5,
-        "pretrained": "imagenet",
+        "pretrained": "auto",
         "ce_weight": 1.0,
         "label_smoothing": 0.1,
         "triplet_weight": 0.0,
@@ -196,7 +200,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "random_crop": True,
         "random_erasing": 0.5,
         "neck": "bnneck",
-        "pretrained": "imagenet",
+        "pretrained": "auto",
         "ce_weight": 1.0,
         "label_smoothing": 0.1,
         "triplet_weight": 1.0,

@@ -132,6 +132,8 @@ class TrainingRun:
         self.per_rank_batch = config.batch_size // ctx.world_size
         seed_everything(config.seed)  # identical model init on every rank
         self.dataset = load_train_dataset(config)
+        for warning in self.dataset.warnings:  # an alias read, names of another dataset...
+            notice(f"warning: {warning}")
         # Validation ranks held-out training ids (the dataset's query/gallery are then the test,
         # evaluated once after the last epoch) or, without a holdout, the dataset's query/gallery.
         self.val_split = (self.dataset.query, self.dataset.gallery)

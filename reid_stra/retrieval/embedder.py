@@ -22,8 +22,8 @@ from PIL import Image
 
 from reid_stra.data.images import read_image
 from reid_stra.data.transforms import build_eval_transform
+from reid_stra.deploy.backend import load_inference_model
 from reid_stra.errors import ReidError
-from reid_stra.models.build import load_model
 from reid_stra.retrieval.extract import Preprocess, embed_batch, make_forward
 from reid_stra.utils.device import resolve_device
 from reid_stra.utils.precision import Precision, resolve_precision
@@ -37,7 +37,10 @@ class Embedder:
     ``model``/``weights``: as ``reid-stra extract --model/--weights`` (default: the shipped
     default model). ``normalize``: L2-normalize each embedding (what search and trackers expect).
     ``precision``: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (see :mod:`reid_stra.utils.precision`);
-    the chosen one and why are in ``self.precision``.
+    the chosen one and why are in ``self.precision``. ``backend``: ``auto``, ``pytorch`` or
+    ``onnxruntime`` (see :mod:`reid_stra.deploy.backend`: ``auto`` runs fp32 on a CPU with ONNX
+    Runtime when it is installed, exporting the weights once into a cache); what runs and why is in
+    ``self.info["backend"]`` and ``self.info["backend_reason"]``.
     """
 
     def __init__(
@@ -50,12 +53,15 @@ class Embedder:
         normalize: bool = True,
         optimize: bool = True,
         precision: str = "auto",
+        backend: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ReidError(f"batch_size {batch_size}: must be at least 1")
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.model, self.info = load_model(model, weights, device=str(self.device))
+        self.model, self.info = load_inference_model(
+            model, weights, device=str(self.device), backend=backend, precision=self.precision.name
+        )
         if self.info.get("backend") == "onnxruntime":  # the exported graph runs as exported
             self.precision = Precision("fp32", "ONNX Runtime runs the exported float32 graph")
         self.batch_size = batch_size

@@ -83,15 +83,18 @@ def extract_query_features(
     skip_bad: bool = False,
     progress: bool = True,
     precision: str = "fp32",
+    backend: str = "auto",
     ids: IdSource | None = None,
     notice: Notice | None = None,
 ) -> tuple[np.ndarray, FeatureMeta]:
     """Embed the query images the way the gallery was embedded; returns ``(features, meta)``.
+    ``backend="auto"`` runs the gallery's backend (the same numbers, so ties rank alike); another
+    one may be asked for: the same weights give the same features in either, to 1e-4.
 
     ``precision`` (resolved) may differ from the gallery's: bf16 and fp32 features of one model
     live in the same space (their measured cosine: BENCHMARKS.md "Precision")."""
     # Lazy: searching with query feature files never loads a model or torchvision.
-    from reid_stra.models import load_model
+    from reid_stra.deploy.backend import load_inference_model, onnxruntime_available
     from reid_stra.retrieval.extract import Preprocess, extract
     from reid_stra.retrieval.inputs import expand_inputs
 
@@ -106,9 +109,23 @@ def extract_query_features(
             "checkpoint (or give --query-features)"
         )
     paths = expand_inputs(query_inputs, option="QUERY")
-    net, info = load_model(
-        model or gallery_meta.model, weights if weights is not None else gallery_meta.weights, device=device
+    gallery_backend = gallery_meta.backend
+    if str(backend).strip().lower() == "auto" and (
+        gallery_backend == "pytorch" or (gallery_backend == "onnxruntime" and onnxruntime_available())
+    ):
+        backend = gallery_backend
+    net, info = load_inference_model(
+        model or gallery_meta.model,
+        weights if weights is not None else gallery_meta.weights,
+        device=device,
+        backend=backend,
+        precision=precision,
+        input_size=tuple(gallery_meta.input_size),  # type: ignore[arg-type]
     )
+    if info.get("backend") == "onnxruntime":
+        precision = "fp32"  # the exported graph runs as exported
+    if notice is not None:
+        notice(info["backend_reason"])
     if gallery_meta.weights_sha256 and info.get("weights_sha256") != gallery_meta.weights_sha256:
         raise ReidError(
             f"--weights {info.get('weights')}: sha256 {str(info.get('weights_sha256'))[:12]} is not the "

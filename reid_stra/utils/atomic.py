@@ -113,6 +113,13 @@ def exclusive_lock(target: str | os.PathLike) -> Iterator[None]:
         handle.close()
 
 
+def ensure_not_being_written(target: str | os.PathLike) -> None:
+    """Fail at once when another process writes ``target``: a check to make before slow work (a
+    model load) rather than after it; the writer still takes :func:`exclusive_lock` itself."""
+    with exclusive_lock(target):
+        pass
+
+
 def _acquire(lock_path: Path, target: Path) -> IO:
     """Open and flock ``lock_path``; the file locked must still be the one at that path."""
     busy = ReidError(

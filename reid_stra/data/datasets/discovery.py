@@ -135,8 +135,17 @@ def require_nonempty(samples: list[Sample], folder: Path, split: str, what: str)
 
 
 def read_market_like(
-    name: str, base: Path, folders: dict[str, str], wanted: Sequence[str], pattern=MARKET_RE, recursive=False
+    name: str,
+    base: Path,
+    folders: dict[str, str],
+    wanted: Sequence[str],
+    pattern=MARKET_RE,
+    recursive=False,
+    names_like: tuple[str, str] | None = None,
 ) -> ReidDataset:
+    """Read the Market-style folders of ``base``. ``names_like`` = (regex, example) of this
+    dataset's own file names: the readers share one parser, so a folder of another dataset's
+    images would be read without a word; the dataset then warns."""
     raw = {}
     for split in SPLITS:
         if split not in wanted:
@@ -148,4 +157,20 @@ def read_market_like(
             read_named_folder(folder, pattern, recursive=recursive), folder, split, what
         )
     train, mapping = relabel_train(raw["train"])
-    return ReidDataset(name, base, train, raw["query"], raw["gallery"], train_pid_map=mapping)
+    dataset = ReidDataset(name, base, train, raw["query"], raw["gallery"], train_pid_map=mapping)
+    if names_like is not None:
+        dataset.warnings.extend(_foreign_name_warnings(name, raw, names_like))
+    return dataset
+
+
+def _foreign_name_warnings(name: str, raw: dict[str, list[Sample]], names_like: tuple[str, str]) -> list[str]:
+    regex, example = re.compile(names_like[0]), names_like[1]
+    warnings = []
+    for split, samples in raw.items():
+        foreign = [s for s in samples if not regex.match(os.path.basename(s.path))]
+        if samples and len(foreign) * 2 > len(samples):  # most names: a few odd files are not news
+            warnings.append(
+                f"{len(foreign)} of {len(samples)} {split} file names do not look like {name}'s "
+                f"({example}), e.g. {os.path.basename(foreign[0].path)}: is this the right dataset name?"
+            )
+    return warnings

@@ -24,7 +24,9 @@ def _market1501(root: Path, wanted: Sequence[str]) -> ReidDataset:
     base = find_dataset_dir(
         root, required, ["Market-1501-v15.09.15", "Market-1501", "market1501"], "Market-1501"
     )
-    return read_market_like("market1501", base, MARKET_FOLDERS, wanted)
+    return read_market_like(
+        "market1501", base, MARKET_FOLDERS, wanted, names_like=(r"-?\d+_c\d+s\d+_", "0002_c1s1_000451_03.jpg")
+    )
 
 
 @register_dataset(
@@ -36,7 +38,9 @@ def _market1501(root: Path, wanted: Sequence[str]) -> ReidDataset:
 def _dukemtmcreid(root: Path, wanted: Sequence[str]) -> ReidDataset:
     required = [MARKET_FOLDERS[s] for s in wanted]
     base = find_dataset_dir(root, required, ["DukeMTMC-reID", "dukemtmc-reid", "DukeMTMC"], "DukeMTMC-reID")
-    return read_market_like("dukemtmcreid", base, MARKET_FOLDERS, wanted)
+    return read_market_like(
+        "dukemtmcreid", base, MARKET_FOLDERS, wanted, names_like=(r"-?\d+_c\d+_f\d+", "0001_c2_f0046182.jpg")
+    )
 
 
 _CUHK03_VARIANTS = ("labeled", "detected")

@@ -41,9 +41,13 @@ def list_datasets() -> list[str]:
 _ALIASES = {"market": "market1501", "duke": "dukemtmcreid", "cuhk03np": "cuhk03", "msmt": "msmt17"}
 
 
+def _normalized(name: str) -> str:
+    return name.strip().lower().replace("-", "").replace("_", "")
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """Reader metadata; names are case-, dash- and underscore-insensitive (``Market-1501`` works)."""
-    key = name.strip().lower().replace("-", "").replace("_", "")
+    key = _normalized(name)
     key = _ALIASES.get(key, key)
     if key not in _READERS:
         raise unknown_name_error("dataset", name, _READERS.names())
@@ -82,6 +86,8 @@ def load_dataset(
     if not root.is_dir():
         raise ReidError(f"--root {root}: is a file, not a folder; point --root at the dataset folder")
     dataset = info.reader(root, wanted, **options)
+    if _normalized(name) != info.name:  # an alias, not a spelling: say which dataset it means
+        dataset.warnings.insert(0, f"dataset '{name}' read as {info.name} ({info.title})")
     if verify_images:
         verify_dataset(dataset, skip_bad, wanted)
     add_query_gallery_warnings(dataset)

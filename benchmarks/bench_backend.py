@@ -1,0 +1,96 @@
+"""`--backend`: ONNX Runtime vs PyTorch, the shipped default at 256x128 on this CPU, same run.
+
+Two numbers per backend, interleaved over ``--repeats`` rounds (medians):
+- model only: one preprocessed batch of 32 in memory, images/s of the model call alone;
+- end to end: ``reid-stra extract`` of ``--images`` real crops (Market-1501-mini's query split) as
+  a user runs it, the images/s it reports (model load and the one-time export excluded, the
+  decoding included).
+The export cache is filled before timing. Prints the CPU model and a Markdown table.
+
+    .venv/bin/python -m benchmarks.bench_backend [--images 536] [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reid_stra import Embedder
+from reid_stra.retrieval.extract import make_forward
+from reid_stra.utils.precision import cpu_model_name
+
+ROOT = Path(__file__).resolve().parents[1]
+CROPS = ROOT.parent / "shared" / "data" / "Market-1501-mini" / "query"
+CLI = str(Path(sys.executable).with_name("reid-stra"))
+BACKENDS = ("pytorch", "onnxruntime")
+
+
+def model_only_rate(embedder: Embedder, batch: torch.Tensor, calls: int) -> float:
+    # What extract runs: PyTorch with BatchNorm folded and channels-last; the ONNX session as is.
+    forward = make_forward(embedder.model, embedder.device, True, "fp32")
+    with torch.inference_mode():
+        forward(batch)  # warm-up (and the PyTorch path's first-call setup)
+        started = time.perf_counter()
+        for _ in range(calls):
+            forward(batch)
+    return calls * batch.shape[0] / (time.perf_counter() - started)
+
+
+def extract_rate(backend: str, images: list[str], folder: Path) -> float:
+    listing = folder / "crops.txt"
+    listing.write_text("\n".join(images) + "\n")
+    out = folder / f"{backend}.npy"
+    for stale in folder.glob(f"{backend}*"):
+        stale.unlink()
+    result = subprocess.run(
+        [CLI, "extract", str(listing), "-o", str(out), "--backend", backend, "--workers", "1", "--json"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return float(json.loads(result.stdout)["images_per_second"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=536)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    images = sorted(str(p) for p in CROPS.glob("*.jpg"))[: args.images]
+    if not images:
+        raise SystemExit(f"{CROPS}: no crops (the shared Market-1501-mini split is needed)")
+    embedders = {name: Embedder(backend=name, batch_size=32) for name in BACKENDS}  # fills the cache
+    rng = np.random.default_rng(0)
+    batch = torch.from_numpy(rng.standard_normal((32, 3, 256, 128), dtype=np.float32))
+    rates: dict[str, dict[str, list[float]]] = {name: {"model": [], "extract": []} for name in BACKENDS}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(args.repeats):
+            for name in BACKENDS:  # interleaved: drifts in machine load hit both alike
+                rates[name]["model"].append(model_only_rate(embedders[name], batch, calls=8))
+                rates[name]["extract"].append(extract_rate(name, images, Path(folder)))
+    base = {kind: statistics.median(rates["pytorch"][kind]) for kind in ("model", "extract")}
+    print(f"CPU: {cpu_model_name()}, {args.threads} threads, {len(images)} crops, {args.repeats} rounds")
+    print("| backend | model only, img/s | vs PyTorch | `extract` end to end, img/s | vs PyTorch |")
+    print("|---|---|---|---|---|")
+    for name in BACKENDS:
+        model = statistics.median(rates[name]["model"])
+        extract = statistics.median(rates[name]["extract"])
+        print(
+            f"| {name} | {model:.1f} | {model / base['model']:.2f}x | {extract:.1f} | "
+            f"{extract / base['extract']:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
