@@ -1,10 +1,11 @@
 """`--backend`: ONNX Runtime vs PyTorch, the shipped default at 256x128 on this CPU, same run.
 
-Two numbers per backend, interleaved over ``--repeats`` rounds (medians):
+Three numbers per backend, interleaved over ``--repeats`` rounds (medians):
 - model only: one preprocessed batch of 32 in memory, images/s of the model call alone;
 - end to end: ``reid-stra extract`` of ``--images`` real crops (Market-1501-mini's query split) as
   a user runs it, the images/s it reports (model load and the one-time export excluded, the
-  decoding included).
+  decoding included);
+- tracker latency: ``Embedder.predict`` of 1, 8 and 16 crops per call (p50 / p95 over 40 calls).
 The export cache is filled before timing. Prints the CPU model and a Markdown table.
 
     .venv/bin/python -m benchmarks.bench_backend [--images 536] [--repeats 3] [--threads 2]
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from reid_stra import Embedder
 from reid_stra.retrieval.extract import make_forward
@@ -44,6 +46,18 @@ def model_only_rate(embedder: Embedder, batch: torch.Tensor, calls: int) -> floa
         for _ in range(calls):
             forward(batch)
     return calls * batch.shape[0] / (time.perf_counter() - started)
+
+
+def predict_latency_ms(embedder: Embedder, crops: list[np.ndarray], calls: int) -> tuple[float, float]:
+    """p50 / p95 of ``Embedder.predict`` on one tracker frame's crops (BGR uint8, as cut from a frame)."""
+    embedder.predict(crops)  # warm-up
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        embedder.predict(crops)
+        times.append((time.perf_counter() - started) * 1000)
+    p50, p95 = np.percentile(times, [50, 95])
+    return float(p50), float(p95)
 
 
 def extract_rate(backend: str, images: list[str], folder: Path) -> float:
@@ -79,6 +93,12 @@ def main() -> None:
             for name in BACKENDS:  # interleaved: drifts in machine load hit both alike
                 rates[name]["model"].append(model_only_rate(embedders[name], batch, calls=8))
                 rates[name]["extract"].append(extract_rate(name, images, Path(folder)))
+    frame_crops = [np.asarray(Image.open(path).convert("RGB"))[:, :, ::-1].copy() for path in images[:16]]
+    latencies = {
+        (name, count): predict_latency_ms(embedders[name], frame_crops[:count], calls=40)
+        for count in (1, 8, 16)
+        for name in BACKENDS
+    }
     base = {kind: statistics.median(rates["pytorch"][kind]) for kind in ("model", "extract")}
     print(f"CPU: {cpu_model_name()}, {args.threads} threads, {len(images)} crops, {args.repeats} rounds")
     print("| backend | model only, img/s | vs PyTorch | `extract` end to end, img/s | vs PyTorch |")
@@ -90,6 +110,11 @@ def main() -> None:
             f"| {name} | {model:.1f} | {model / base['model']:.2f}x | {extract:.1f} | "
             f"{extract / base['extract']:.2f}x |"
         )
+    print("\n| backend | `Embedder.predict`, 1 crop p50 / p95 ms | 8 crops | 16 crops |")
+    print("|---|---|---|---|")
+    for name in BACKENDS:
+        cells = [f"{latencies[(name, n)][0]:.1f} / {latencies[(name, n)][1]:.1f}" for n in (1, 8, 16)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
