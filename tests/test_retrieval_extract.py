@@ -197,7 +197,7 @@ def test_resume_refuses_other_inputs_or_model(tmp_path: Path, model: TinyNet, mo
 
     import reid_stra.retrieval.extract_file as extract_file
 
-    monkeypatch.setattr(extract_file, "save_features", failing_save)
+    monkeypatch.setattr(extract_file, "save_features_streamed", failing_save)
     with pytest.raises(_Interrupt):
         extract_to_file(model, INFO, paths, out, workers=0, chunk_size=4, progress=False)
     monkeypatch.undo()

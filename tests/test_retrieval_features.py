@@ -181,3 +181,38 @@ def test_incompatible_features_are_refused(change, message) -> None:
 
 def test_flip_difference_is_allowed() -> None:
     check_compatible(_meta(2, flip=True), _meta(3, flip=False), "q.npy", "g.npy")
+
+
+def test_streamed_save_writes_the_same_file_one_block_at_a_time(tmp_path) -> None:
+    """Issue 27, item 2: the final write of a large gallery streams blocks (never the whole array)
+    and gives byte for byte the file and checksum of the in-memory write, which search reads."""
+    from reid_stra.retrieval.features import save_features_streamed
+
+    feats = np.random.default_rng(3).standard_normal((1000, 8)).astype(np.float32)
+    whole = tmp_path / "whole.npy"
+    save_features(whole, feats, _meta(1000))
+    yielded: list[int] = []
+
+    def blocks():
+        for start in range(0, 1000, 300):
+            yielded.append(start)
+            yield feats[start : start + 300]
+
+    streamed = tmp_path / "streamed.npy"
+    meta = save_features_streamed(streamed, blocks, 1000, 8, _meta(1000))
+    assert yielded == [0, 300, 600, 900] and meta.checksum == load_meta(whole).checksum
+    assert streamed.read_bytes() == whole.read_bytes()
+    np.testing.assert_array_equal(load_features(streamed)[0], feats)
+
+    def bad_blocks():
+        yield feats[:500]
+        yield np.full((500, 8), np.nan, np.float32)
+
+    broken = tmp_path / "broken.npy"
+    with pytest.raises(ReidError, match=r"NaN/inf in rows 500"):
+        save_features_streamed(broken, bad_blocks, 1000, 8, _meta(1000))
+    with pytest.raises(ReidError, match="999 feature rows written, 1000 expected"):
+        save_features_streamed(broken, lambda: iter([feats[:999]]), 1000, 8, _meta(1000))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["whole.npy", "whole.json", "streamed.npy", "streamed.json"]
+    )  # a failed write leaves nothing behind

@@ -3,8 +3,9 @@
 Extraction of a large gallery can take hours on a CPU, so it proceeds in chunks: each finished
 chunk is saved atomically to ``<out>.partial/`` next to a manifest tying the folder to the exact
 inputs, model weights and preprocessing. ``resume=True`` reuses the finished chunks (only when
-all of that matches) and extracts the rest; the final write concatenates the chunks into
-``<out>`` + sidecar atomically and removes the partial folder.
+all of that matches) and extracts the rest; the final write streams the chunks one at a time
+into ``<out>`` (checksum computed on the way, so memory does not grow with the gallery), writes the
+sidecar, both atomically, and removes the partial folder.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,10 @@ from reid_stra.errors import Interrupted, ReidError
 from reid_stra.retrieval.extract import (
     Preprocess,
     checked_input_size,
-    combine,
     iterate_batches,
     unreadable_error,
 )
-from reid_stra.retrieval.features import FeatureMeta, features_path, save_features
+from reid_stra.retrieval.features import FeatureMeta, features_path, save_features_streamed
 from reid_stra.retrieval.ids import IdSource
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
 from reid_stra.utils.killpoint import kill_point
@@ -143,7 +143,7 @@ def extract_to_file(
                     raise Interrupted(f"extraction stopped before any of {len(paths)} images finished; "
                                       f"nothing was written", resumable=False) from None  # fmt: skip
             raise
-        result = _read_chunks(partial, chunks, len(paths))
+        result = _chunk_index(partial, chunks, len(paths))
         kept_paths = [paths[i] for i in result.kept]
         id_source = ids or IdSource()
         parsed = id_source.parse(kept_paths)
@@ -160,7 +160,8 @@ def extract_to_file(
             precision=precision,
         )
         meta.skipped = [{"path": path, "reason": reason} for path, reason in result.failures]
-        save_features(out, result.features, meta)
+        # Chunk by chunk into the file: peak memory is one chunk, whatever the gallery's size.
+        save_features_streamed(out, result.blocks, len(result.kept), result.dim, meta)
         shutil.rmtree(partial, ignore_errors=True)
     extracted = max(0, len(paths) - reused - len(result.failures))  # skipped images are not extracted
     return ExtractSummary(meta, extracted, reused, time.perf_counter() - started, result.failures)
@@ -243,14 +244,35 @@ def _chunk_ok(partial: Path, start: int, end: int) -> bool:
     )
 
 
-def _read_chunks(partial: Path, chunks: Sequence[tuple[int, int]], total: int):
-    features, kept, failures = [], [], []
+@dataclass
+class _ChunkIndex:
+    """What the finished chunks hold, without their features in memory: ``blocks()`` reads them."""
+
+    files: list[Path]
+    kept: np.ndarray
+    failures: list[tuple[str, str]]
+    dim: int
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        for file in self.files:
+            yield np.load(file, mmap_mode="r", allow_pickle=False)
+
+
+def _chunk_index(partial: Path, chunks: Sequence[tuple[int, int]], total: int) -> _ChunkIndex:
+    files, kept, failures, dim = [], [], [], 0
     for start, _end in chunks:
         info = _chunk_info(partial, start)
-        features.append(np.load(partial / f"chunk_{start:09d}.npy", allow_pickle=False))
-        kept.append(np.asarray(info["kept"], dtype=np.int64))
+        file = partial / f"chunk_{start:09d}.npy"
+        rows = np.asarray(info["kept"], dtype=np.int64)
+        if rows.size:
+            files.append(file)
+            dim = dim or int(np.load(file, mmap_mode="r", allow_pickle=False).shape[1])
+        kept.append(rows)
         failures.extend((path, reason) for path, reason in info["failures"])
-    return combine(features, kept, failures, total)
+    if not files:
+        first = f"; first: {failures[0][1]}" if failures else ""
+        raise ReidError(f"none of the {total} images could be read{first}")
+    return _ChunkIndex(files, np.concatenate(kept), failures, dim)
 
 
 def _manifest(paths: Sequence[str], info: dict[str, Any], preprocess: Preprocess, chunk_size: int) -> dict:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from reid_stra._version import __version__
 from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.data.images import is_image_file
 from reid_stra.errors import ReidError
-from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json
+from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, atomic_write_with
 
 FORMAT = "reid-stra-features"
 FORMAT_VERSION = 1
@@ -189,6 +189,55 @@ def save_features(path: str | os.PathLike, features: np.ndarray, meta: FeatureMe
     meta.tool_version = __version__
     meta.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic_save_npy(path, features)
+    atomic_write_json(sidecar_path(path), meta.to_dict())
+    return meta
+
+
+def save_features_streamed(
+    path: str | os.PathLike,
+    blocks: Callable[[], Iterable[np.ndarray]],
+    rows: int,
+    dim: int,
+    meta: FeatureMeta,
+) -> FeatureMeta:
+    """:func:`save_features` for a file bigger than memory: the row blocks that ``blocks()``
+    yields (in order, ``rows`` x ``dim`` float32 in all) are written one at a time, with the
+    checksum and the NaN check made on the way, so peak memory is one block, not the array.
+    The file and checksum are those :func:`save_features` writes for the concatenated array."""
+    path = features_path(path)
+    if len(meta.paths) != rows:
+        raise ReidError(f"{path}: {rows} feature rows but {len(meta.paths)} image paths")
+    for name in ("pids", "camids"):
+        values = getattr(meta, name)
+        if values is not None and len(values) != rows:
+            raise ReidError(f"{path}: {rows} feature rows but {len(values)} {name}")
+    dtype = np.dtype(np.float32)
+    digest = hashlib.sha256(f"{(rows, dim)}|{dtype.str}|".encode())
+
+    def write(handle: IO[bytes]) -> None:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": dtype.str, "fortran_order": False, "shape": (rows, dim)}
+        )
+        done = 0
+        for block in blocks():
+            block = np.ascontiguousarray(_as_feature_array(block, str(path)))
+            if block.shape[1] != dim or done + block.shape[0] > rows:
+                raise ReidError(f"{path}: a block of shape {block.shape} does not fit {rows} x {dim}")
+            bad = nonfinite_rows(block)
+            if bad.size:
+                raise ReidError(f"{path}: refusing to save features with NaN/inf in rows {_rows(bad + done)}")
+            data = memoryview(block).cast("B")
+            digest.update(data)
+            handle.write(data)
+            done += block.shape[0]
+        if done != rows:
+            raise ReidError(f"{path}: {done} feature rows written, {rows} expected")
+
+    atomic_write_with(path, write)
+    meta.count, meta.embedding_dim = rows, dim
+    meta.checksum = "sha256:" + digest.hexdigest()
+    meta.tool_version = __version__
+    meta.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic_write_json(sidecar_path(path), meta.to_dict())
     return meta
 
