@@ -76,3 +76,30 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         images_per_id_cam=2,
         seed=0,
     )
+
+
+def _calibrated_checkpoint(path: Path, seed: int, input_size: tuple[int, int] | None = None) -> Path:
+    """A mobilenetv2 checkpoint whose BatchNorm statistics are calibrated (random init gives ~0
+    outputs); ``input_size`` is recorded as the size it is fed at (default: the model's)."""
+    import torch
+
+    from reid_stra.models import build_model, save_weights
+
+    torch.manual_seed(seed)
+    model = build_model("mobilenetv2")
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average: one pass sets the statistics
+    with torch.no_grad():
+        model.train()(torch.rand(8, 3, 64, 32))
+    if input_size is not None:
+        model.pretrained_cfg = model.pretrained_cfg.replace(input_size=input_size)
+    save_weights(model.eval(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def calibrated_checkpoint():
+    """``calibrated_checkpoint(path, seed, input_size=None) -> path``: small real-looking weights."""
+    return _calibrated_checkpoint

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
@@ -19,27 +18,11 @@ from reid_stra.viz.ranklist import OTHER_ID, SAME_CAMERA, SAME_ID, UNKNOWN_ID, t
 SIZE = ["--height", "64", "--width", "32"]
 
 
-def _checkpoint(path: Path, seed: int) -> Path:
-    """A mobilenetv2 checkpoint whose BatchNorm statistics are calibrated (random init gives ~0 outputs)."""
-    from reid_stra.models import build_model, save_weights
-
-    torch.manual_seed(seed)
-    model = build_model("mobilenetv2")
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average: one pass sets the statistics
-    with torch.no_grad():
-        model.train()(torch.rand(8, 3, 64, 32))
-    save_weights(model.eval(), path)
-    return path
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+def workdir(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path, calibrated_checkpoint) -> Path:
     root = tmp_path_factory.mktemp("cli_retrieval")
-    _checkpoint(root / "model.pth", seed=0)
-    _checkpoint(root / "other.pth", seed=1)
+    calibrated_checkpoint(root / "model.pth", seed=0)
+    calibrated_checkpoint(root / "other.pth", seed=1)
     return root
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import reid_stra.deploy.backend as backend_module
 from reid_stra.deploy.backend import cached_export, resolve_backend
@@ -19,26 +18,12 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 
-def _checkpoint(path: Path, seed: int) -> Path:
-    """A small mobilenetv2 (64x32 input) whose BatchNorm statistics are calibrated."""
-    from reid_stra.models import build_model, save_weights
-
-    torch.manual_seed(seed)
-    model = build_model("mobilenetv2")
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None
-    with torch.no_grad():
-        model.train()(torch.rand(8, 3, 64, 32))
-    model.pretrained_cfg = model.pretrained_cfg.replace(input_size=(64, 32))
-    save_weights(model.eval(), path)
-    return path
+SMALL = (64, 32)  # input size recorded with the test weights: quick to export and run
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _checkpoint(tmp_path_factory.mktemp("backend") / "small.pth", seed=0)
+def weights(tmp_path_factory: pytest.TempPathFactory, calibrated_checkpoint) -> Path:
+    return calibrated_checkpoint(tmp_path_factory.mktemp("backend") / "small.pth", seed=0, input_size=SMALL)
 
 
 def _crops(count: int, seed: int = 0) -> list[np.ndarray]:
@@ -97,7 +82,7 @@ def test_auto_gives_pytorchs_features_at_tracker_and_gallery_batch_sizes(
 
 
 def test_the_export_cache_is_reused_and_keyed_by_the_weights(
-    weights: Path, tmp_path: Path, monkeypatch
+    weights: Path, tmp_path: Path, monkeypatch, calibrated_checkpoint
 ) -> None:
     from reid_stra import Embedder
     from reid_stra.deploy import export
@@ -115,7 +100,9 @@ def test_the_export_cache_is_reused_and_keyed_by_the_weights(
     assert again.info["export"] == first.info["export"]
     monkeypatch.undo()
     monkeypatch.setenv("REID_STRA_CACHE_DIR", str(tmp_path))
-    other = _checkpoint(tmp_path / "other.pth", seed=1)  # changed weights: a new entry
+    other = calibrated_checkpoint(
+        tmp_path / "other.pth", seed=1, input_size=SMALL
+    )  # changed weights: a new entry
     changed = Embedder(weights=other)
     assert changed.info["export"] != first.info["export"]
     assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 2
@@ -148,7 +135,7 @@ def test_two_processes_filling_the_cache_at_once_both_succeed(weights: Path, tmp
 
 
 def test_a_pytorch_gallery_searched_with_onnx_queries_of_the_same_weights(
-    cli, weights: Path, synthetic_root: Path, tmp_path: Path
+    cli, weights: Path, synthetic_root: Path, tmp_path: Path, calibrated_checkpoint
 ) -> None:
     gallery = tmp_path / "gallery.npy"
     made = cli("extract", synthetic_root / "bounding_box_test", "-o", gallery, "--weights", weights,
@@ -160,7 +147,7 @@ def test_a_pytorch_gallery_searched_with_onnx_queries_of_the_same_weights(
     assert result.exit_code == 0, result.stderr
     assert "backend onnxruntime: asked for" in result.stderr
     assert len(json.loads(result.stdout)["results"]) == 18
-    other = _checkpoint(tmp_path / "other.pth", seed=3)
+    other = calibrated_checkpoint(tmp_path / "other.pth", seed=3, input_size=SMALL)
     refused = cli(
         "search", synthetic_root / "query", "--gallery", gallery, "--weights", other, "--workers", "0"
     )
