@@ -47,7 +47,7 @@ START = "stage2_256x128"
 # Inference-time input low-pass factor (the training crops' native 64x128 vs the 256x128 input).
 LOWPASS = 2
 
-# One change each against the config.
+# One change each against the config (the last two: two changes).
 VARIANTS: dict[str, list[str]] = {
     "control": [],
     "colour": ["--set", "color_jitter=true", "--set", "random_grayscale=0.1"],
@@ -55,6 +55,12 @@ VARIANTS: dict[str, list[str]] = {
     "mixstyle": ["--set", "model_kwargs={last_stride: 1, mixstyle: true}"],
     "gem": ["--set", "model_kwargs={last_stride: 1, pooling: gem}"],
     "emb512": ["--neck", "fc", "--set", "model_kwargs={last_stride: 1, embedding_dim: 512}"],
+    # Two changes: the shipped MixStyle with each of the two next-best single changes.
+    "mixstyle_ibn": ["--set", "model_kwargs={last_stride: 1, mixstyle: true, ibn: true}"],
+    "mixstyle_colour": [
+        "--set", "model_kwargs={last_stride: 1, mixstyle: true}",
+        "--set", "color_jitter=true", "--set", "random_grayscale=0.1",
+    ],
 }
 
 

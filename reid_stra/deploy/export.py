@@ -92,7 +92,18 @@ def export_model(
         data = _torchscript_bytes(wrapper, example)
     atomic_write_with(out, lambda handle: handle.write(data))
     sha256 = hashlib.sha256(data).hexdigest()
-    meta = {
+    meta = sidecar(info, format=format, sha256=sha256, normalize=normalize, opset=opset)
+    atomic_write_json(metadata_path(out), meta)
+    return ExportResult(out, metadata_path(out), format, sha256, len(data))
+
+
+def sidecar(
+    info: dict[str, Any], *, format: str, sha256: str, normalize: bool, opset: int
+) -> dict[str, Any]:
+    """The ``.metadata.json`` of an export: BoxMOT's fields with BoxMOT's meaning, ours under ``OUR_KEY``."""
+    cfg = info["cfg"]
+    height, width = (int(v) for v in cfg.input_size)
+    return {
         # BoxMOT's artifact sidecar, with BoxMOT's meaning (its reid.core.artifacts / registry):
         # the architecture name, the crop size in its versioned model_kwargs, and how crops are
         # cut ("resize": a plain resize to img_size; BoxMOT then applies ImageNet mean/std).
@@ -121,8 +132,6 @@ def export_model(
             "tool_version": __version__,
         },
     }
-    atomic_write_json(metadata_path(out), meta)
-    return ExportResult(out, metadata_path(out), format, sha256, len(data))
 
 
 def _onnx_bytes(wrapper: nn.Module, example: torch.Tensor, opset: int) -> bytes:
