@@ -269,6 +269,32 @@ def test_models_command_json(cli) -> None:
     assert rows["stra_resnet50"]["embedding_dim"] == 512
 
 
+def test_the_models_table_holds_what_each_model_measures_today() -> None:
+    """``reid-stra models`` reads params/FLOPs from a table instead of building every model: the
+    table must be what the models measure now, for every registered model."""
+    from reid_stra.models import list_models
+    from reid_stra.models.catalog import COMPLEXITY_AT_TABLE_SIZE, TABLE_SIZE
+
+    assert set(list_models()) <= set(COMPLEXITY_AT_TABLE_SIZE)
+    for name in list_models():
+        model = build_model(name)
+        measured = measure_complexity(model, TABLE_SIZE)
+        assert COMPLEXITY_AT_TABLE_SIZE[name] == (measured.params, measured.flops, model.embedding_dim), name
+
+
+def test_the_models_listing_builds_no_model_at_the_table_size(monkeypatch) -> None:
+    import reid_stra.models.catalog as catalog
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("a model was built for the listing")
+
+    monkeypatch.setattr(catalog, "build_model", must_not_build)
+    rows = catalog.describe_models()
+    assert all(row["gflops"] is not None and row["embedding_dim"] for row in rows)
+    with pytest.raises(AssertionError, match="was built"):
+        catalog.describe_models(["mobilenetv2"], input_size=(128, 64))  # other sizes are measured
+
+
 def test_models_command_lists_all_and_rejects_bad_input(cli) -> None:
     listing = cli("models", "--no-flops", "--json")
     assert listing.exit_code == 0, listing.stderr
