@@ -58,8 +58,12 @@ VARIANTS: dict[str, list[str]] = {
     # Two changes: the shipped MixStyle with each of the two next-best single changes.
     "mixstyle_ibn": ["--set", "model_kwargs={last_stride: 1, mixstyle: true, ibn: true}"],
     "mixstyle_colour": [
-        "--set", "model_kwargs={last_stride: 1, mixstyle: true}",
-        "--set", "color_jitter=true", "--set", "random_grayscale=0.1",
+        "--set",
+        "model_kwargs={last_stride: 1, mixstyle: true}",
+        "--set",
+        "color_jitter=true",
+        "--set",
+        "random_grayscale=0.1",
     ],
 }
 

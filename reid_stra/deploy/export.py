@@ -97,9 +97,7 @@ def export_model(
     return ExportResult(out, metadata_path(out), format, sha256, len(data))
 
 
-def sidecar(
-    info: dict[str, Any], *, format: str, sha256: str, normalize: bool, opset: int
-) -> dict[str, Any]:
+def sidecar(info: dict[str, Any], *, format: str, sha256: str, normalize: bool, opset: int) -> dict[str, Any]:
     """The ``.metadata.json`` of an export: BoxMOT's fields with BoxMOT's meaning, ours under ``OUR_KEY``."""
     cfg = info["cfg"]
     height, width = (int(v) for v in cfg.input_size)
