@@ -68,45 +68,58 @@ def extract(
     id_pattern: IdPattern = None,
     as_json: JsonOutput = False,
 ) -> None:
-    """Extract L2-normalized features of person crops into OUTPUT (.npy) plus a .json sidecar."""
+    """Extract L2-normalized features of person crops into OUTPUT (.npy) plus a .json sidecar.
+    Under `torchrun --nproc_per_node N` the images are split over N processes (one GPU each)."""
     from reid_stra.retrieval.embedder import Embedder
     from reid_stra.retrieval.extract_file import check_extract_options, extract_to_file
     from reid_stra.retrieval.features import features_path, sidecar_path
     from reid_stra.retrieval.ids import id_source
     from reid_stra.retrieval.inputs import expand_inputs
     from reid_stra.utils.atomic import ensure_not_being_written
+    from reid_stra.utils.distributed import cleanup_distributed, init_distributed
 
     output = features_path(output, "-o", output=True)
     check_extract_options(batch_size, workers, chunk_size)  # bad options fail before any slow work
     ids = id_source(ids_file, id_pattern)
     paths = expand_inputs(inputs)
-    ensure_not_being_written(output)  # a second extract into the same file: said before the model loads
+    ctx = init_distributed(device)  # one process unless launched by torchrun
+    if ctx.is_main:  # a second extract into the same file: said before the model loads
+        ensure_not_being_written(output)
+    if ctx.enabled:
+        device = str(ctx.device)
     arithmetic = chosen_precision(precision, device)
     # The Python API's loader and preprocessing (an ONNX file runs as exported: fp32).
     if backend.strip().lower() == "auto" and (height is not None or width is not None):
         backend = "pytorch"  # the cached export is made at the model's own input size
     embedder = Embedder(model, weights, device=device, precision=arithmetic.name, backend=backend)
-    info(embedder.info["backend_reason"])
+    if ctx.is_main:
+        info(embedder.info["backend_reason"])
     net, model_info = embedder.model, embedder.info
     default_h, default_w = model_info["cfg"].input_size
-    summary = extract_to_file(
-        net,
-        model_info,
-        paths,
-        output,
-        resume=resume,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        input_size=(default_h if height is None else height, default_w if width is None else width),
-        flip=flip,
-        normalize=normalize,
-        skip_bad=skip_bad,
-        precision=embedder.precision.name,
-        chunk_size=chunk_size,
-        ids=ids,
-        notice=info,
-    )
+    try:
+        summary = extract_to_file(
+            net,
+            model_info,
+            paths,
+            output,
+            resume=resume,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+            input_size=(default_h if height is None else height, default_w if width is None else width),
+            flip=flip,
+            normalize=normalize,
+            skip_bad=skip_bad,
+            precision=embedder.precision.name,
+            chunk_size=chunk_size,
+            ids=ids,
+            notice=info,
+            ctx=ctx,
+        )
+    finally:
+        cleanup_distributed()
+    if summary.meta is None:  # another torchrun rank: rank 0 wrote the file and reports it
+        return
     meta = summary.meta
     rate = summary.extracted / summary.seconds if summary.seconds > 0 else 0.0
     result = {
@@ -123,6 +136,8 @@ def extract(
         "images_with_ids": meta.images_with_ids,
         "extracted": summary.extracted,
         "reused": summary.reused,
+        "processes": len(summary.per_process),
+        "images_per_process": summary.per_process,
         "skipped_images": len(meta.skipped),
         "seconds": round(summary.seconds, 3),
         "images_per_second": round(rate, 2),

@@ -41,14 +41,8 @@ from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.cluster_memory import CameraAwareMemory, ClusterMemory, cluster_centroids
 from reid_stra.engine.distributed import (
-    DistContext,
-    all_gather_objects,
     all_reduce_sums,
-    barrier,
-    broadcast_from_main,
-    cleanup_distributed,
     gather_rng_states,
-    init_distributed,
     seed_everything,
 )
 from reid_stra.engine.pseudo_labels import centre_per_camera, cluster_features, cluster_stats, renumber
@@ -58,6 +52,14 @@ from reid_stra.models.build import load_model
 from reid_stra.retrieval.evaluation import evaluate_model
 from reid_stra.retrieval.extract import Preprocess, extract
 from reid_stra.utils.atomic import atomic_write_json, atomic_write_text, exclusive_lock
+from reid_stra.utils.distributed import (
+    DistContext,
+    all_gather_objects,
+    barrier,
+    broadcast_from_main,
+    cleanup_distributed,
+    init_distributed,
+)
 from reid_stra.utils.notice import Notice, silent
 from reid_stra.utils.precision import resolve_precision
 from reid_stra.utils.progress import task_progress

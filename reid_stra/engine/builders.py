@@ -12,11 +12,11 @@ from reid_stra.data import load_dataset
 from reid_stra.data.loading import build_train_loader, reraise_worker_errors
 from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine.config import TrainConfig
-from reid_stra.engine.distributed import DistContext
 from reid_stra.errors import ReidError
 from reid_stra.models import build_model, load_weights, shipped_weights
 from reid_stra.models.heads import HEAD_LAYERS
 from reid_stra.models.introspect import stra_parameter_names
+from reid_stra.utils.distributed import DistContext
 from reid_stra.utils.notice import Notice
 
 

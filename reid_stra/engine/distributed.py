@@ -1,16 +1,12 @@
-"""Multi-process training through PyTorch's own engine (``torchrun`` + DDP).
+"""Multi-process training's collectives (``torchrun`` + DDP): sums, gathers and random states.
 
-``torchrun --nproc_per_node N reid-stra train ...`` runs the same command N times with
-``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set; :func:`init_distributed` reads them and joins the
-process group (NCCL on CUDA, gloo on CPU). Without those variables everything here is a no-op,
-so single-process code and multi-process code are the same code.
+Joining the process group is :mod:`reid_stra.utils.distributed` (extraction joins it too).
+Without torchrun everything here is a no-op, so single-process and multi-process code are one.
 """
 
 from __future__ import annotations
 
-import os
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,59 +14,7 @@ import torch
 import torch.distributed as dist
 
 from reid_stra.engine.checkpoint import capture_rng_state
-from reid_stra.errors import ReidError
-from reid_stra.utils.device import resolve_device
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """Where this process stands: its rank among ``world_size`` and the device it trains on."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        """Only the main process writes files and prints, so outputs are never written twice."""
-        return self.rank == 0
-
-
-def init_distributed(device: str = "auto") -> DistContext:
-    """Join the torchrun process group when launched by torchrun; pick this process's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    resolved = resolve_device(device)
-    if world_size <= 1:
-        return DistContext(device=resolved)
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if resolved.type == "cuda":
-        if local_rank >= torch.cuda.device_count():
-            raise ReidError(
-                f"LOCAL_RANK {local_rank}: only {torch.cuda.device_count()} GPUs here; "
-                "lower torchrun's --nproc_per_node"
-            )
-        resolved = torch.device("cuda", local_rank)
-        torch.cuda.set_device(resolved)
-    if not dist.is_initialized():
-        backend = "nccl" if resolved.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=resolved)
-
-
-def cleanup_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def barrier(ctx: DistContext) -> None:
-    if ctx.enabled:
-        dist.barrier()
+from reid_stra.utils.distributed import DistContext, all_gather_objects
 
 
 def all_reduce_sums(ctx: DistContext, values: dict[str, float]) -> dict[str, float]:
@@ -82,24 +26,6 @@ def all_reduce_sums(ctx: DistContext, values: dict[str, float]) -> dict[str, flo
     tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=backend_device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return dict(zip(keys, tensor.tolist(), strict=True))
-
-
-def all_gather_objects(ctx: DistContext, value: Any) -> list[Any]:
-    """``value`` from every rank, in rank order (one element without torchrun)."""
-    if not ctx.enabled:
-        return [value]
-    gathered: list[Any] = [None] * ctx.world_size
-    dist.all_gather_object(gathered, value)
-    return gathered
-
-
-def broadcast_from_main(ctx: DistContext, value: Any) -> Any:
-    """Rank 0's ``value`` on every rank (what the main process decided, e.g. the clusters)."""
-    if not ctx.enabled:
-        return value
-    box = [value if ctx.is_main else None]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def gather_rng_states(ctx: DistContext) -> list[dict[str, Any]]:

@@ -46,12 +46,8 @@ from reid_stra.engine.config import (
     save_config,
 )
 from reid_stra.engine.distributed import (
-    DistContext,
     all_reduce_sums,
-    barrier,
-    cleanup_distributed,
     gather_rng_states,
-    init_distributed,
     seed_everything,
 )
 from reid_stra.engine.losses import LossWeights, ReidLoss
@@ -62,6 +58,12 @@ from reid_stra.errors import Interrupted, ReidError
 from reid_stra.models import save_weights
 from reid_stra.retrieval.evaluation import evaluate_model
 from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
+from reid_stra.utils.distributed import (
+    DistContext,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+)
 from reid_stra.utils.killpoint import kill_point
 from reid_stra.utils.notice import Notice, silent
 from reid_stra.utils.precision import resolve_precision

@@ -10,6 +10,7 @@ sidecar, both atomically, and removes the partial folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from reid_stra.retrieval.extract import (
 from reid_stra.retrieval.features import FeatureMeta, features_path, save_features_streamed
 from reid_stra.retrieval.ids import IdSource
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
+from reid_stra.utils.distributed import DistContext, all_gather_objects, broadcast_from_main
 from reid_stra.utils.killpoint import kill_point
 from reid_stra.utils.notice import Notice, silent
 
@@ -44,11 +46,12 @@ _MANIFEST = "manifest.json"
 class ExtractSummary:
     """What happened, for the CLI to report."""
 
-    meta: FeatureMeta
+    meta: FeatureMeta | None  # None on torchrun ranks other than 0 (rank 0 writes the file)
     extracted: int  # images run through the model in this call
     reused: int  # images whose features came from finished chunks of an earlier run
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)
+    per_process: list[int] = field(default_factory=list)  # images given to each process (torchrun rank)
 
 
 def partial_dir(out: str | os.PathLike) -> Path:
@@ -88,12 +91,21 @@ def extract_to_file(
     chunk_size: int | None = None,
     ids: IdSource | None = None,
     notice: Notice | None = None,
+    ctx: DistContext | None = None,
 ) -> ExtractSummary:
     """Extract ``paths`` with ``model`` (described by ``load_model``'s ``info``) into ``out``.
 
     Work is saved in chunks of ``chunk_size`` images (default: ``batch_size``, so a stop keeps
-    every finished batch); ``resume=True`` reuses the finished chunks of the same extraction."""
-    notice = notice or silent
+    every finished batch); ``resume=True`` reuses the finished chunks of the same extraction.
+
+    Under torchrun (``ctx`` from :func:`~reid_stra.utils.distributed.init_distributed`) every rank
+    runs this with the same arguments: rank 0 prepares ``<out>.partial/`` and decides which chunks
+    are missing, each rank embeds every ``world_size``-th of them, and rank 0 writes ``out`` once
+    all have finished. Chunks are keyed by their input range, not by rank, so a stopped run can be
+    resumed with any number of processes. Only rank 0's summary has ``meta``."""
+    ctx = ctx or DistContext()
+    notice = (notice or silent) if ctx.is_main else silent
+    progress = progress and ctx.is_main
     out = features_path(out)
     chunk_size = check_extract_options(batch_size, workers, chunk_size)
     cfg = info["cfg"]
@@ -103,24 +115,21 @@ def extract_to_file(
     )
     paths = list(paths)
     started = time.perf_counter()
-    with exclusive_lock(out):
+    with exclusive_lock(out) if ctx.is_main else contextlib.nullcontext():
         partial = partial_dir(out)
         manifest = _manifest(paths, info, preprocess, chunk_size)
-        _prepare_partial(partial, manifest, resume, notice)
         chunks = [(start, min(start + chunk_size, len(paths))) for start in range(0, len(paths), chunk_size)]
-        finished = {start for start, end in chunks if _chunk_ok(partial, start, end)}
-        reused_failures = [f for start in sorted(finished) for f in _chunk_info(partial, start)["failures"]]
-        if reused_failures and not skip_bad:
-            raise unreadable_error([tuple(f) for f in reused_failures])  # type: ignore[misc]
+        plan = _plan(partial, manifest, chunks, resume, skip_bad, notice) if ctx.is_main else None
+        finished, pending = broadcast_from_main(ctx, plan)  # one plan: ranks never race on the folder
+        if not ctx.is_main:
+            _check_same_extraction(partial, manifest, ctx.rank)
         reused = sum(end - start for start, end in chunks if start in finished)
-        if reused:
-            notice(f"resuming: {reused} of {len(paths)} images already extracted in {partial}")
-        pending = [(start, end) for start, end in chunks if start not in finished]
+        mine = pending[ctx.rank :: ctx.world_size]
         try:
             _extract_chunks(
                 model,
                 paths,
-                pending,
+                mine,
                 partial,
                 preprocess,
                 batch_size,
@@ -129,6 +138,7 @@ def extract_to_file(
                 skip_bad,
                 progress,
                 optimize,
+                ctx.rank,
             )
         except BaseException as exc:
             kept = sum(end - start for start, end in chunks if _chunk_ok(partial, start, end))
@@ -137,12 +147,16 @@ def extract_to_file(
                 if isinstance(exc, KeyboardInterrupt):
                     raise Interrupted(f"extraction stopped; {where}", resumable=True) from None
                 notice(f"{where}; rerun the same command with --resume to continue")
-            else:  # nothing worth resuming: leave no half-made folder behind
+            elif ctx.is_main:  # nothing worth resuming: leave no half-made folder behind
                 shutil.rmtree(partial, ignore_errors=True)
                 if isinstance(exc, KeyboardInterrupt):
                     raise Interrupted(f"extraction stopped before any of {len(paths)} images finished; "
                                       f"nothing was written", resumable=False) from None  # fmt: skip
             raise
+        # Also the barrier: once every rank has answered, every rank's chunks are on disk.
+        per_process = all_gather_objects(ctx, sum(end - start for start, end in mine))
+        if not ctx.is_main:
+            return ExtractSummary(None, 0, reused, time.perf_counter() - started)
         result = _chunk_index(partial, chunks, len(paths))
         kept_paths = [paths[i] for i in result.kept]
         id_source = ids or IdSource()
@@ -164,7 +178,8 @@ def extract_to_file(
         save_features_streamed(out, result.blocks, len(result.kept), result.dim, meta)
         shutil.rmtree(partial, ignore_errors=True)
     extracted = max(0, len(paths) - reused - len(result.failures))  # skipped images are not extracted
-    return ExtractSummary(meta, extracted, reused, time.perf_counter() - started, result.failures)
+    seconds = time.perf_counter() - started
+    return ExtractSummary(meta, extracted, reused, seconds, result.failures, per_process)
 
 
 def _extract_chunks(
@@ -179,6 +194,7 @@ def _extract_chunks(
     skip_bad: bool,
     progress: bool,
     optimize: bool,
+    rank: int = 0,
 ) -> None:
     """Run the model over the pending chunks (one DataLoader), saving each chunk as it completes."""
     if not pending:
@@ -204,7 +220,7 @@ def _extract_chunks(
     for (start, end), batch in zip(owner, stream, strict=False):
         parts = collected.setdefault(start, [])
         parts.append(batch)
-        kill_point("extract.batch")
+        kill_point("extract.batch", f"rank{rank}")
         if sum(len(b.kept) + len(b.failures) for b in parts) == end - start:
             _save_chunk(partial, start, end, parts)
             del collected[start]
@@ -273,6 +289,43 @@ def _chunk_index(partial: Path, chunks: Sequence[tuple[int, int]], total: int) -
         first = f"; first: {failures[0][1]}" if failures else ""
         raise ReidError(f"none of the {total} images could be read{first}")
     return _ChunkIndex(files, np.concatenate(kept), failures, dim)
+
+
+def _plan(
+    partial: Path,
+    manifest: dict,
+    chunks: Sequence[tuple[int, int]],
+    resume: bool,
+    skip_bad: bool,
+    notice: Notice,
+) -> tuple[set[int], list[tuple[int, int]]]:
+    """Prepare the partial folder; the starts of the finished chunks and the chunks still to do."""
+    _prepare_partial(partial, manifest, resume, notice)
+    finished = {start for start, end in chunks if _chunk_ok(partial, start, end)}
+    reused_failures = [f for start in sorted(finished) for f in _chunk_info(partial, start)["failures"]]
+    if reused_failures and not skip_bad:
+        raise unreadable_error([tuple(f) for f in reused_failures])  # type: ignore[misc]
+    reused = sum(end - start for start, end in chunks if start in finished)
+    if reused:
+        notice(f"resuming: {reused} of {sum(e - s for s, e in chunks)} images already extracted in {partial}")
+    return finished, [(start, end) for start, end in chunks if start not in finished]
+
+
+def _check_same_extraction(partial: Path, manifest: dict, rank: int) -> None:
+    """A rank other than 0 must see rank 0's folder and the same inputs and options."""
+    try:
+        shared = json.loads((partial / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ReidError(
+            f"rank {rank}: {partial} is not visible here; the output folder must be on a filesystem "
+            "that every process (every node) shares"
+        ) from None
+    differing = [_WHAT[key] for key in _WHAT if shared.get(key) != manifest[key]]
+    if differing:
+        raise ReidError(
+            f"rank {rank}: this process sees a different {', '.join(differing)} than rank 0; run the "
+            "same command, with the same inputs, on every process"
+        )
 
 
 def _manifest(paths: Sequence[str], info: dict[str, Any], preprocess: Preprocess, chunk_size: int) -> dict:
