@@ -64,6 +64,11 @@ def extract(
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Leave unreadable images out (listed in the sidecar) instead of failing."
     ),
+    dtype: str = typer.Option(
+        "float32",
+        "--dtype",
+        help="How features are stored: float32, or float16 (half the bytes; readers get float32 back).",
+    ),
     ids_file: IdsFile = None,
     id_pattern: IdPattern = None,
     as_json: JsonOutput = False,
@@ -79,7 +84,7 @@ def extract(
     from reid_stra.utils.distributed import cleanup_distributed, init_distributed
 
     output = features_path(output, "-o", output=True)
-    check_extract_options(batch_size, workers, chunk_size)  # bad options fail before any slow work
+    check_extract_options(batch_size, workers, chunk_size, dtype)  # bad options fail before slow work
     ids = id_source(ids_file, id_pattern)
     paths = expand_inputs(inputs)
     ctx = init_distributed(device)  # one process unless launched by torchrun
@@ -115,6 +120,7 @@ def extract(
             ids=ids,
             notice=info,
             ctx=ctx,
+            dtype=dtype,
         )
     finally:
         cleanup_distributed()
@@ -133,6 +139,7 @@ def extract(
         "normalized": meta.normalized,
         "flip": meta.flip,
         "precision": meta.precision,
+        "dtype": meta.dtype,
         "images_with_ids": meta.images_with_ids,
         "extracted": summary.extracted,
         "reused": summary.reused,

@@ -31,7 +31,7 @@ from reid_stra.retrieval.extract import (
     iterate_batches,
     unreadable_error,
 )
-from reid_stra.retrieval.features import FeatureMeta, features_path, save_features_streamed
+from reid_stra.retrieval.features import DTYPES, FeatureMeta, features_path, save_features_streamed
 from reid_stra.retrieval.ids import IdSource
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
 from reid_stra.utils.distributed import DistContext, all_gather_objects, broadcast_from_main
@@ -60,8 +60,12 @@ def partial_dir(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def check_extract_options(batch_size: int, workers: int, chunk_size: int | None) -> int:
-    """Refuse bad counts before any model is loaded; returns the chunk size to use."""
+def check_extract_options(
+    batch_size: int, workers: int, chunk_size: int | None, dtype: str = "float32"
+) -> int:
+    """Refuse bad counts and types before any model is loaded; returns the chunk size to use."""
+    if dtype not in DTYPES:
+        raise ReidError(f"--dtype {dtype}: choose {' or '.join(DTYPES)}")
     if batch_size < 1:
         raise ReidError(f"--batch-size {batch_size}: must be at least 1")
     if workers < 0:
@@ -92,6 +96,7 @@ def extract_to_file(
     ids: IdSource | None = None,
     notice: Notice | None = None,
     ctx: DistContext | None = None,
+    dtype: str = "float32",
 ) -> ExtractSummary:
     """Extract ``paths`` with ``model`` (described by ``load_model``'s ``info``) into ``out``.
 
@@ -102,12 +107,13 @@ def extract_to_file(
     runs this with the same arguments: rank 0 prepares ``<out>.partial/`` and decides which chunks
     are missing, each rank embeds every ``world_size``-th of them, and rank 0 writes ``out`` once
     all have finished. Chunks are keyed by their input range, not by rank, so a stopped run can be
-    resumed with any number of processes. Only rank 0's summary has ``meta``."""
+    resumed with any number of processes. Only rank 0's summary has ``meta``. ``dtype="float16"``
+    stores half the bytes (chosen at the final write: chunks are float32, so it may change on resume)."""
     ctx = ctx or DistContext()
     notice = (notice or silent) if ctx.is_main else silent
     progress = progress and ctx.is_main
     out = features_path(out)
-    chunk_size = check_extract_options(batch_size, workers, chunk_size)
+    chunk_size = check_extract_options(batch_size, workers, chunk_size, dtype)
     cfg = info["cfg"]
     checked_input_size(input_size or cfg.input_size)  # bad options fail before anything is written
     preprocess = Preprocess.for_model(
@@ -175,7 +181,7 @@ def extract_to_file(
         )
         meta.skipped = [{"path": path, "reason": reason} for path, reason in result.failures]
         # Chunk by chunk into the file: peak memory is one chunk, whatever the gallery's size.
-        save_features_streamed(out, result.blocks, len(result.kept), result.dim, meta)
+        save_features_streamed(out, result.blocks, len(result.kept), result.dim, meta, dtype)
         shutil.rmtree(partial, ignore_errors=True)
     extracted = max(0, len(paths) - reused - len(result.failures))  # skipped images are not extracted
     seconds = time.perf_counter() - started

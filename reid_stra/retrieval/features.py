@@ -27,7 +27,8 @@ from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, atomic_write_with
 
 FORMAT = "reid-stra-features"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: float16 arrays (``dtype`` in the sidecar); float32 files are still written as 1
+DTYPES = ("float32", "float16")  # how rows are stored; readers always get float32
 # Arrays above this size are memory-mapped on load instead of read into RAM.
 MMAP_THRESHOLD_BYTES = 256 * 1024 * 1024
 _CHUNK_ROWS = 65_536
@@ -58,10 +59,11 @@ class FeatureMeta:
     count: int = 0
     checksum: str = ""
     skipped: list[dict[str, str]] = field(default_factory=list)
+    dtype: str = "float32"  # how the rows are stored on disk (float16: half the bytes)
     tool_version: str = __version__
     created: str = ""
     format: str = FORMAT
-    version: int = FORMAT_VERSION
+    version: int = 1
 
     @property
     def images_with_ids(self) -> int:
@@ -167,17 +169,18 @@ def nonfinite_rows(array: np.ndarray) -> np.ndarray:
     return np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64)
 
 
-def save_features(path: str | os.PathLike, features: np.ndarray, meta: FeatureMeta) -> FeatureMeta:
+def save_features(
+    path: str | os.PathLike, features: np.ndarray, meta: FeatureMeta, dtype: str = "float32"
+) -> FeatureMeta:
     """Write ``path`` (.npy) and its sidecar atomically; fills count, dim, checksum and date.
 
     The array goes first and the sidecar second: a reader that catches the moment between the
     two sees a checksum mismatch (a clear error), never a wrong-but-plausible pairing.
+    ``dtype="float16"`` stores half the bytes; readers get float32 back either way.
     """
     path = features_path(path)
-    features = _as_feature_array(features, str(path))
-    bad = nonfinite_rows(features)
-    if bad.size:
-        raise ReidError(f"{path}: refusing to save features with NaN/inf in rows {_rows(bad)}")
+    stored = _stored_dtype(dtype)
+    features = _converted(_as_feature_array(features, str(path)), stored, path, 0)
     if len(meta.paths) != features.shape[0]:
         raise ReidError(f"{path}: {features.shape[0]} feature rows but {len(meta.paths)} image paths")
     for name in ("pids", "camids"):
@@ -185,6 +188,7 @@ def save_features(path: str | os.PathLike, features: np.ndarray, meta: FeatureMe
         if values is not None and len(values) != features.shape[0]:
             raise ReidError(f"{path}: {features.shape[0]} feature rows but {len(values)} {name}")
     meta.count, meta.embedding_dim = int(features.shape[0]), int(features.shape[1])
+    meta.dtype, meta.version = stored.name, _version(stored)
     meta.checksum = array_checksum(features)
     meta.tool_version = __version__
     meta.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -199,33 +203,33 @@ def save_features_streamed(
     rows: int,
     dim: int,
     meta: FeatureMeta,
+    dtype: str = "float32",
 ) -> FeatureMeta:
     """:func:`save_features` for a file bigger than memory: the row blocks that ``blocks()``
     yields (in order, ``rows`` x ``dim`` float32 in all) are written one at a time, with the
     checksum and the NaN check made on the way, so peak memory is one block, not the array.
-    The file and checksum are those :func:`save_features` writes for the concatenated array."""
+    The file and checksum are those :func:`save_features` writes for the concatenated array.
+    ``dtype="float16"`` stores half the bytes (rows are converted block by block)."""
     path = features_path(path)
+    stored = _stored_dtype(dtype)
     if len(meta.paths) != rows:
         raise ReidError(f"{path}: {rows} feature rows but {len(meta.paths)} image paths")
     for name in ("pids", "camids"):
         values = getattr(meta, name)
         if values is not None and len(values) != rows:
             raise ReidError(f"{path}: {rows} feature rows but {len(values)} {name}")
-    dtype = np.dtype(np.float32)
-    digest = hashlib.sha256(f"{(rows, dim)}|{dtype.str}|".encode())
+    digest = hashlib.sha256(f"{(rows, dim)}|{stored.str}|".encode())
 
     def write(handle: IO[bytes]) -> None:
         np.lib.format.write_array_header_1_0(
-            handle, {"descr": dtype.str, "fortran_order": False, "shape": (rows, dim)}
+            handle, {"descr": stored.str, "fortran_order": False, "shape": (rows, dim)}
         )
         done = 0
         for block in blocks():
             block = np.ascontiguousarray(_as_feature_array(block, str(path)))
             if block.shape[1] != dim or done + block.shape[0] > rows:
                 raise ReidError(f"{path}: a block of shape {block.shape} does not fit {rows} x {dim}")
-            bad = nonfinite_rows(block)
-            if bad.size:
-                raise ReidError(f"{path}: refusing to save features with NaN/inf in rows {_rows(bad + done)}")
+            block = _converted(block, stored, path, done)
             data = memoryview(block).cast("B")
             digest.update(data)
             handle.write(data)
@@ -235,6 +239,7 @@ def save_features_streamed(
 
     atomic_write_with(path, write)
     meta.count, meta.embedding_dim = rows, dim
+    meta.dtype, meta.version = stored.name, _version(stored)
     meta.checksum = "sha256:" + digest.hexdigest()
     meta.tool_version = __version__
     meta.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -281,6 +286,11 @@ def load_features(
             f"{path}: feature file not found; create it with `reid-stra extract IMAGES... -o {path}`"
         )
     meta = load_meta(path)
+    if meta.dtype not in DTYPES:
+        raise ReidError(
+            f"{sidecar_path(path)}: rows stored as {meta.dtype}; this reid-stra reads {' or '.join(DTYPES)} "
+            "(upgrade reid-stra or re-run `reid-stra extract`)"
+        )
     if mmap is None:
         mmap = path.stat().st_size > MMAP_THRESHOLD_BYTES
     try:
@@ -289,7 +299,7 @@ def load_features(
         raise ReidError(
             f"{path}: not a readable .npy array, or truncated ({_one_line(exc)}); re-run `reid-stra extract`"
         ) from None
-    features = _as_feature_array(features, str(path), convert=False)
+    features = _as_feature_array(features, str(path), convert=False, stored=meta.dtype)
     rows, dim = features.shape
     if rows != meta.count or dim != meta.embedding_dim or len(meta.paths) != rows:
         raise ReidError(
@@ -305,6 +315,8 @@ def load_features(
         bad = nonfinite_rows(features)
         if bad.size:
             raise ReidError(f"{path}: NaN/inf values in rows {_rows(bad)}; re-extract those images")
+    if features.dtype != np.float32:  # float16 on disk: search and metrics compute in float32
+        features = features.astype(np.float32)
     return features, meta
 
 
@@ -353,20 +365,49 @@ def _short(value: Any) -> str:
     return repr(value)
 
 
-def _as_feature_array(array: Any, source: str, convert: bool = True) -> np.ndarray:
+def _as_feature_array(array: Any, source: str, convert: bool = True, stored: str = "float32") -> np.ndarray:
     if not isinstance(array, np.ndarray):  # keep np.memmap as is (no copy into RAM)
         array = np.asarray(array)
     if array.ndim != 2 or array.shape[1] == 0:
         raise ReidError(f"{source}: features must be a 2-D N x D array, got shape {array.shape}")
-    if array.dtype != np.float32:
+    if array.dtype != np.dtype(stored if stored in DTYPES else "float32"):
         if not convert:
             raise ReidError(
-                f"{source}: features must be float32, got {array.dtype}; re-run `reid-stra extract`"
+                f"{source}: features must be {stored} (as its sidecar says), got {array.dtype}; "
+                "re-run `reid-stra extract`"
             )
         if not np.issubdtype(array.dtype, np.floating):
             raise ReidError(f"{source}: features must be floating point, got {array.dtype}")
         array = array.astype(np.float32)
     return array
+
+
+def _stored_dtype(dtype: str) -> np.dtype:
+    if dtype not in DTYPES:
+        raise ReidError(f"dtype {dtype}: features are stored as {' or '.join(DTYPES)}")
+    return np.dtype(dtype)
+
+
+def _version(stored: np.dtype) -> int:
+    """Readers from before float16 refuse a float16 file by its version ("upgrade reid-stra")."""
+    return 1 if stored == np.float32 else FORMAT_VERSION
+
+
+def _converted(block: np.ndarray, stored: np.dtype, path: Path, first_row: int) -> np.ndarray:
+    """``block`` as stored, refused if any row is (or becomes, past float16's range) NaN/inf."""
+    bad = nonfinite_rows(block)
+    if bad.size:
+        raise ReidError(f"{path}: refusing to save features with NaN/inf in rows {_rows(bad + first_row)}")
+    if block.dtype == stored:
+        return block
+    converted = np.ascontiguousarray(block.astype(stored))
+    bad = nonfinite_rows(converted)
+    if bad.size:
+        raise ReidError(
+            f"{path}: rows {_rows(bad + first_row)} exceed float16's range (|x| > 65504); "
+            "store them as float32, or L2-normalize the features"
+        )
+    return converted
 
 
 def _rows(indices: np.ndarray) -> str:
