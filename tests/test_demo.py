@@ -21,8 +21,10 @@ def test_demo_runs_every_stage_and_writes_its_outputs(cli, tmp_path) -> None:
     for key in ("cmc_plot", "ranked_list", "mode_maps"):
         with Image.open(outputs[key]) as image:
             assert image.format == "PNG" and image.width > 64
-    assert 0.0 <= result["metrics_before"]["mAP"] <= 1.0
-    assert 0.0 <= result["metrics_after"]["mAP"] <= 1.0
+    before, after = result["metrics_before"]["mAP"], result["metrics_after"]["mAP"]
+    # What the demo exists to show: one epoch of training already lifts mAP on unseen people
+    # (0.19 -> 0.37 with these settings on the machines measured).
+    assert 0.0 < before < after - 0.05 and after <= 1.0
     log = [json.loads(line) for line in open(outputs["metrics_log"])]
     assert [row["epoch"] for row in log] == [1]
 

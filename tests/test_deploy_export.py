@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from reid_stra.deploy.backend import load_inference_model
 from reid_stra.deploy.export import export_model, metadata_path
 from reid_stra.errors import ReidError
 from reid_stra.models import build_model, list_models, load_model
@@ -128,7 +129,9 @@ def test_export_errors_are_one_line(cli, tmp_path: Path) -> None:
     assert result.exit_code != 0 and "--format tflite" in result.stderr and "Traceback" not in result.stderr
     (tmp_path / "fake.onnx").write_bytes(b"not onnx")
     with pytest.raises(ReidError, match="fake.onnx.metadata.json"):
-        load_model(None, tmp_path / "fake.onnx")
+        load_inference_model(None, tmp_path / "fake.onnx")
+    with pytest.raises(ReidError, match="an ONNX export, not a PyTorch checkpoint"):
+        load_model(None, tmp_path / "fake.onnx")  # training, export and explain need the .pth
 
 
 @needs_shipped
@@ -162,7 +165,7 @@ def test_an_export_with_the_older_flat_sidecar_still_loads(shipped_onnx, tmp_pat
     old.write_bytes(path.read_bytes())
     flat = {"model_name": sidecar["model_name"], "preprocess": "imagenet", **sidecar["reid_stra"]}
     metadata_path(old).write_text(json.dumps(flat))
-    _, old_info = load_model(weights=old)
+    _, old_info = load_inference_model(weights=old)
     assert old_info["cfg"].input_size == info["cfg"].input_size
     assert old_info["source_weights_sha256"] == info["weights_sha256"]
 

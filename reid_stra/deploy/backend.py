@@ -142,17 +142,23 @@ def load_inference_model(
     precision: str = "fp32",
     input_size: tuple[int, int] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """``load_model`` plus the engine to run it: ``info["backend"]`` is what runs it and
-    ``info["backend_reason"]`` why. Under ``auto`` a model that does not export runs in PyTorch
-    (said in the reason); an explicit ``onnxruntime`` fails instead."""
+    """Any model file ready for inference, with the engine to run it: a PyTorch checkpoint
+    (``load_model``) or an ONNX export (run by ONNX Runtime as exported). ``info["backend"]`` is
+    what runs it and ``info["backend_reason"]`` why. Under ``auto`` a model that does not export
+    runs in PyTorch (said in the reason); an explicit ``onnxruntime`` fails instead."""
     from reid_stra.models.build import load_model
     from reid_stra.utils.device import resolve_device
 
     device = str(resolve_device(device))
     chosen = resolve_backend(backend, device, precision)
-    net, info = load_model(model, weights, device=device)
-    if info.get("backend") == "onnxruntime":
+    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+        from reid_stra.deploy.onnx_backend import load_onnx_model  # lazy: onnxruntime is optional
+
+        net, info = load_onnx_model(weights, device)
+        if model is not None and model != info["model"]:
+            raise ReidError(f"{weights}: holds a {info['model']} model, not {model}; drop --model")
         return net, {**info, "backend_reason": "backend onnxruntime: the weights are an ONNX export"}
+    net, info = load_model(model, weights, device=device)
     try:
         net, info = with_backend(net, info, chosen, device, input_size)
     except ReidError as exc:

@@ -14,8 +14,6 @@ from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine.config import TrainConfig
 from reid_stra.errors import ReidError
 from reid_stra.models import build_model, load_weights, shipped_weights
-from reid_stra.models.heads import HEAD_LAYERS
-from reid_stra.models.introspect import stra_parameter_names
 from reid_stra.utils.distributed import DistContext
 from reid_stra.utils.notice import Notice
 
@@ -25,7 +23,7 @@ def new_layer_names(model: nn.Module) -> tuple[str, ...]:
     the last backbone stage and the head for every model of the zoo)."""
     declared = getattr(model, "new_layer_names", None)
     names = tuple(declared()) if callable(declared) else ()
-    if not any(name not in HEAD_LAYERS for name in names):
+    if not names:
         raise ReidError(
             f"--fixbase-epochs: cannot tell which layers of {type(model).__name__} are new; "
             "use --fixbase-epochs 0"
@@ -47,13 +45,13 @@ def is_under(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def param_groups(model: nn.Module, criterion: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
-    """One group; StRA's own layers in a second at ``stra_lr_factor`` x the rate when it is not 1."""
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    stra = stra_parameter_names(model) if config.stra_lr_factor != 1 else set()
-    groups: list[dict[str, Any]] = [{"params": [p for name, p in trainable if name not in stra]}]
-    if stra:
-        params = [p for name, p in trainable if name in stra]
-        groups.append({"params": params, "lr": config.lr * config.stra_lr_factor})
+    """The model's own groups (``model.param_groups(lr, stra_lr_factor)``: it knows which of its
+    layers are new), one group for a model that gives none, and the loss's parameters."""
+    declared = getattr(model, "param_groups", None)
+    if callable(declared):
+        groups = list(declared(config.lr, config.stra_lr_factor))
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     loss_params = list(criterion.parameters())
     if loss_params:  # center-loss centers: no weight decay pulling them to the origin
         groups.append({"params": loss_params, "weight_decay": 0.0})

@@ -101,7 +101,8 @@ def download_url(url: str, target: Path) -> None:
 def load_model(
     model: str | None = None, weights: str | os.PathLike | None = None, device: str = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """A model ready for inference: built, weights loaded, on ``device``, in eval mode.
+    """A PyTorch model ready for inference: built, weights loaded, on ``device``, in eval mode
+    (:func:`reid_stra.deploy.backend.load_inference_model` also runs ONNX exports).
 
     Our checkpoints name their model (and its options); other formats need ``model``. Without
     ``weights`` the repository's shipped weights for ``model`` (or the default model) are used.
@@ -118,13 +119,11 @@ def load_model(
                 f"(${WEIGHTS_DIR_ENV} sets the folder); pass --weights FILE (a `reid-stra train` checkpoint)"
             )
     path = Path(weights)
-    if path.suffix.lower() == ".onnx":
-        from reid_stra.deploy.onnx_backend import load_onnx_model  # lazy: onnxruntime is optional
-
-        net, info = load_onnx_model(path, device)
-        if model is not None and model != info["model"]:
-            raise ReidError(f"{path}: holds a {info['model']} model, not {model}; drop --model")
-        return net, info
+    if path.suffix.lower() == ".onnx":  # the inference layer above models and deploy runs those
+        raise ReidError(
+            f"{path}: an ONNX export, not a PyTorch checkpoint; this needs the .pth it was exported "
+            "from (ONNX files run in extract, search, evaluate and Embedder)"
+        )
     checkpoint = read_checkpoint(path)
     if is_our_checkpoint(checkpoint):
         saved_name = checkpoint["model"]

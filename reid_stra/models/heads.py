@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from reid_stra.errors import ReidError
+from reid_stra.models.introspect import stra_parameter_names
 from reid_stra.models.layers.mode_attention import ModeAttention
 from reid_stra.models.layers.mode_record import record_mode_pooling
 from reid_stra.models.layers.pooling import POOLINGS, global_pool
@@ -81,6 +82,16 @@ class ReidNet(nn.Module):
         ``group_matcher`` idea: the model, not the trainer, knows its own layout)."""
         children = dict(self.named_children())
         return (*self.last_stage_names(), *(name for name in HEAD_LAYERS if name in children))
+
+    def param_groups(self, lr: float, stra_lr_factor: float = 1.0) -> list[dict[str, Any]]:
+        """The optimizer's groups of trainable parameters: one, or StRA's own layers (new in a
+        pretrained network) in a second at ``stra_lr_factor`` x ``lr`` when that is not 1."""
+        trainable = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
+        stra = stra_parameter_names(self) if stra_lr_factor != 1 else set()
+        groups: list[dict[str, Any]] = [{"params": [p for name, p in trainable if name not in stra]}]
+        if stra:
+            groups.append({"params": [p for name, p in trainable if name in stra], "lr": lr * stra_lr_factor})
+        return groups
 
     def last_stage_names(self) -> tuple[str, ...]:
         """The backbone's last stage (where the paper's new StRA layers sit): ResNet's layer4."""
