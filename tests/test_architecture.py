@@ -25,9 +25,14 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": {*BASE, "models", "metrics", "retrieval"},  # the package's lazy attributes
 }
 # The engine trains any model through its base class; it never names a backbone.
-ENGINE_MODEL_MODULES = {"reid_stra.models", "reid_stra.models.build", "reid_stra.models.heads",
-                        "reid_stra.models.weights", "reid_stra.models.cfg",
-                        "reid_stra.models.shipped"}  # fmt: skip  (shipped: the default model's name)
+ENGINE_MODEL_MODULES = {
+    "reid_stra.models",
+    "reid_stra.models.build",
+    "reid_stra.models.heads",
+    "reid_stra.models.weights",
+    "reid_stra.models.cfg",
+    "reid_stra.models.shipped",
+}  # fmt: skip  (shipped: the default model's name)
 
 
 def _part(module: str) -> str:
