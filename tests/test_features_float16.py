@@ -109,3 +109,22 @@ def test_a_bad_dtype_option_fails_before_the_model_loads(cli, synthetic_root: Pa
     assert result.exit_code != 0
     assert "--dtype bfloat16: choose float32 or float16" in result.stderr
     assert not (tmp_path / "x.npy").exists()
+
+
+def test_an_index_over_a_float16_file_finds_what_the_float32_one_finds(tmp_path: Path) -> None:
+    from reid_stra.retrieval.index import build_index
+
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((3000, 32)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    meta = FeatureMeta(paths=[f"{i}.jpg" for i in range(len(rows))])
+    save_features(tmp_path / "g16.npy", rows, meta, dtype="float16")
+    stored, _ = load_features(tmp_path / "g16.npy", as_float32=False)
+    assert stored.dtype == np.float16  # kept as stored: the index converts block by block
+    queries = rows[:50] + 0.01 * rng.standard_normal((50, 32)).astype(np.float32)
+    found = {}
+    for name, gallery in (("f32", rows), ("f16", stored)):
+        index = build_index(gallery, "ivfpq", nlist=16, nprobe=16, m=8, rerank=True, progress=False)
+        found[name] = index.search(queries, 5)[1]
+    # Each query is a gallery row plus noise: both indexes find that row first.
+    assert (found["f16"][:, 0] == np.arange(50)).all() and (found["f32"][:, 0] == np.arange(50)).all()

@@ -216,3 +216,46 @@ def test_streamed_save_writes_the_same_file_one_block_at_a_time(tmp_path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["whole.npy", "whole.json", "streamed.npy", "streamed.json"]
     )  # a failed write leaves nothing behind
+
+
+_BOUNDED_WRITE = """
+import resource, sys
+import numpy as np
+from reid_stra.retrieval.features import FeatureMeta, save_features_streamed
+
+rows, blocks, dim = 16384, 30, 256  # 480 MiB of features, more than the address space allowed
+limit = int(sys.argv[1]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+if sys.argv[3] == "in memory":  # what a merge that concatenates would need
+    np.concatenate([np.full((rows, dim), b, np.float32) for b in range(blocks)])
+else:
+    meta = FeatureMeta(paths=[f"{i}.jpg" for i in range(rows * blocks)])
+    blocks_of = lambda: (np.full((rows, dim), b, np.float32) for b in range(blocks))
+    save_features_streamed(sys.argv[2], blocks_of, rows * blocks, dim, meta)
+print("written")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="RLIMIT_AS is a POSIX limit")
+def test_the_streamed_write_fits_in_less_memory_than_the_gallery(tmp_path) -> None:
+    """The final write of `extract` holds one block at a time: a 480 MiB gallery is written under a
+    350 MiB address-space limit, under which holding the array in memory fails."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "big.npy"
+
+    def run(how: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-c", _BOUNDED_WRITE, "350", str(out), how]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+    held = run("in memory")
+    assert held.returncode != 0 and "MemoryError" in held.stderr  # the limit binds
+    streamed = run("streamed")
+    assert streamed.returncode == 0 and "written" in streamed.stdout, streamed.stderr[-800:]
+    array = np.load(out, mmap_mode="r")
+    assert array.shape == (16384 * 30, 256) and float(array[-1, 0]) == 29.0
+    assert load_features(out, mmap=True)[1].count == 16384 * 30

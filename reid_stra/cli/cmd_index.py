@@ -63,7 +63,7 @@ def build(
     from reid_stra.retrieval.index import build_index, default_metric, index_path, save_index
     from reid_stra.utils.atomic import exclusive_lock
 
-    feats, meta = load_features(features)
+    feats, meta = load_features(features, as_float32=False)  # converted block by block while adding
     with exclusive_lock(index_path(features)):
         built = build_index(
             feats,

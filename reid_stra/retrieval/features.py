@@ -273,12 +273,14 @@ def load_meta(path: str | os.PathLike) -> FeatureMeta:
 
 
 def load_features(
-    path: str | os.PathLike, *, mmap: bool | None = None, verify: bool = True
+    path: str | os.PathLike, *, mmap: bool | None = None, verify: bool = True, as_float32: bool = True
 ) -> tuple[np.ndarray, FeatureMeta]:
     """Load ``(features, meta)``, checking that array and sidecar belong together.
 
     ``mmap=None`` memory-maps large files (read-only). ``verify`` recomputes the checksum, which
-    reads the whole array once (about 1 s per 2 GB).
+    reads the whole array once. A float16 file comes back as float32 (a copy in memory) unless
+    ``as_float32=False``, which keeps it as stored, memory-mapped if large, for readers that
+    convert block by block (``index build``).
     """
     path = features_path(path)
     if not path.is_file():
@@ -315,7 +317,7 @@ def load_features(
         bad = nonfinite_rows(features)
         if bad.size:
             raise ReidError(f"{path}: NaN/inf values in rows {_rows(bad)}; re-extract those images")
-    if features.dtype != np.float32:  # float16 on disk: search and metrics compute in float32
+    if as_float32 and features.dtype != np.float32:  # float16 on disk: search and metrics use float32
         features = features.astype(np.float32)
     return features, meta
 

@@ -119,7 +119,7 @@ class SearchIndex:
         indices = np.full((len(queries), k), -1, dtype=np.int64)
         for row, found in enumerate(candidates):
             found = np.sort(found[found >= 0])  # sorted rows: sequential reads from a memory map
-            exact = _exact_scores(queries[row], np.asarray(self.vectors[found]), self.metric)
+            exact = _exact_scores(queries[row], _contiguous(self.vectors[found]), self.metric)
             order = np.argsort(-exact if self.metric == "ip" else exact, kind="stable")[:k]
             scores[row, : len(order)] = exact[order]
             indices[row, : len(order)] = found[order]
