@@ -8,7 +8,7 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from reid_stra.data.imagenet import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.errors import ReidError
 
 # torchreid's colour jitter strength (brightness, contrast, saturation, hue).
@@ -16,7 +16,7 @@ COLOR_JITTER = (0.2, 0.15, 0.0, 0.0)
 
 
 def build_eval_transform(
-    size: Sequence[int] = (256, 128),
+    size: Sequence[int] = DEFAULT_INPUT_SIZE,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> T.Compose:
@@ -61,7 +61,7 @@ class RandomTranslate:
 
 
 def build_train_transform(
-    size: Sequence[int] = (256, 128),
+    size: Sequence[int] = DEFAULT_INPUT_SIZE,
     flip: bool = True,
     crop: str = "translate",
     pad: int = 10,

@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
-
-DEFAULT_INPUT_SIZE = (256, 128)
+from reid_stra.data.imagenet import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)

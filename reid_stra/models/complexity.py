@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from reid_stra.data.imagenet import DEFAULT_INPUT_SIZE
+
 
 @dataclass(frozen=True)
 class Complexity:
@@ -44,7 +46,7 @@ def _linear_flops(module: nn.Linear, output: torch.Tensor) -> int:
     return int((module.in_features + (module.bias is not None)) * output.numel())
 
 
-def measure_complexity(model: nn.Module, input_size: tuple[int, int] = (256, 128)) -> Complexity:
+def measure_complexity(model: nn.Module, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE) -> Complexity:
     """Params and FLOPs of ``model`` on one 3 x H x W image in eval mode (train mode is restored)."""
     ran: dict[int, nn.Module] = {}
     flops = 0
@@ -78,6 +80,6 @@ def count_params(model: nn.Module) -> int:
     return measure_complexity(model).params
 
 
-def count_flops(model: nn.Module, input_size: tuple[int, int] = (256, 128)) -> int:
+def count_flops(model: nn.Module, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE) -> int:
     """Multiply-accumulates of conv and linear layers for one image of ``input_size``."""
     return measure_complexity(model, input_size).flops

@@ -22,7 +22,7 @@ from torch.fx.experimental.optimization import fuse
 from torch.utils.data import DataLoader, Dataset
 
 from reid_stra.data.datasets import Sample
-from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from reid_stra.data.imagenet import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.data.loading import ImageDataset
 from reid_stra.data.transforms import build_eval_transform
 from reid_stra.errors import ReidError
@@ -47,7 +47,7 @@ class Extraction:
 class Preprocess:
     """How pixels become model input; recorded in the feature sidecar."""
 
-    input_size: tuple[int, int] = (256, 128)
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     flip: bool = False  # average the features of the image and its mirror
@@ -98,7 +98,7 @@ def extract_features(
     batch_size: int = 64,
     workers: int = 2,
     device: str | torch.device = "cpu",
-    input_size: Sequence[int] = (256, 128),
+    input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     flip: bool = False,

@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from reid_stra._version import __version__
-from reid_stra.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from reid_stra.data.imagenet import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 from reid_stra.data.images import is_image_file
 from reid_stra.errors import ReidError
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, atomic_write_with
@@ -49,7 +49,7 @@ class FeatureMeta:
     # the checksum of the weights it was exported from (same weights, same space, either backend).
     source_weights_sha256: str | None = None
     backend: str = "pytorch"  # what ran the model: pytorch, or onnxruntime for an exported .onnx
-    input_size: list[int] = field(default_factory=lambda: [256, 128])
+    input_size: list[int] = field(default_factory=lambda: list(DEFAULT_INPUT_SIZE))
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     normalized: bool = True
