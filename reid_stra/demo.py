@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from reid_stra.data.datasets import load_dataset
-from reid_stra.data.images import read_image
 from reid_stra.data.synthetic import make_synthetic_dataset
 from reid_stra.engine.trainer import plan_run, train
 from reid_stra.models import build_model, load_model, shipped_weights
@@ -24,7 +23,7 @@ from reid_stra.retrieval.features import load_meta
 from reid_stra.retrieval.search import extract_query_features, search_gallery
 from reid_stra.utils.notice import Notice
 from reid_stra.viz.cmc import save_cmc_plot
-from reid_stra.viz.modes import compute_mode_maps, save_mode_figures
+from reid_stra.viz.explain import explain_modes
 from reid_stra.viz.ranklist import save_search_ranklist
 
 DEMO_MODEL = "stra_mobilenetv2"
@@ -155,24 +154,9 @@ def _extract_and_search(dataset: Any, weights: str, out: Path, device: str, work
 
 
 def _draw_modes(dataset: Any, weights: str, out: Path, device: str) -> Path:
-
     net, info = load_model(None, weights, device=device)
-    samples = dataset.query[:: max(1, len(dataset.query) // 3)][:3]
-    crops = [read_image(s.path) for s in samples]
-    maps = compute_mode_maps(
-        net,
-        crops,
-        input_size=info["cfg"].input_size,
-        mean=info["cfg"].mean,
-        std=info["cfg"].std,
-        device=next(net.parameters()).device,
-    )
-    last_block = list(maps)[-1]
-    modes_png = out / "mode_maps.png"
-    height, width = info["cfg"].input_size
-    save_mode_figures(crops[:1], {last_block: maps[last_block][:1]}, modes_png,
-                      titles=[Path(samples[0].path).name], aspect=(height, width))  # fmt: skip
-    return modes_png
+    first = dataset.query[0].path
+    return explain_modes(net, info, [first], out / "mode_maps.png", block="last").figures[0]
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, float]:

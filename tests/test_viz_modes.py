@@ -68,3 +68,25 @@ def test_figure_has_a_colour_scale_and_grows_with_blocks() -> None:
     bottom = np.asarray(one.convert("RGB"))[-40:]
     hot, cold = apply_colormap(np.array([1.0]))[0], apply_colormap(np.array([0.0]))[0]
     assert (np.all(bottom == hot, axis=-1)).any() and (np.all(bottom == cold, axis=-1)).any()
+
+
+def test_explain_modes_is_the_one_pipeline_of_the_command_and_the_demo(synthetic_root, tmp_path) -> None:
+    import pytest
+
+    from reid_stra.errors import ReidError
+    from reid_stra.models import build_model
+    from reid_stra.viz.explain import explain_modes
+
+    model = build_model("stra_mobilenetv2").eval()
+    info = {"model": "stra_mobilenetv2", "cfg": model.pretrained_cfg.replace(input_size=(64, 32))}
+    crops = sorted(str(p) for p in (synthetic_root / "query").glob("*.jpg"))[:2]
+    every = explain_modes(model, info, crops, tmp_path / "all.png")
+    assert len(every.figures) == 2 and all(f.is_file() for f in every.figures)
+    assert len(every.maps) > 1 and {row["block"] for row in every.summary} == set(every.maps)
+    last = explain_modes(model, info, crops[:1], tmp_path / "last.png", block="last")
+    assert list(last.maps) == [list(every.maps)[-1]]
+    assert np.allclose(last.maps[list(last.maps)[0]][0], every.maps[list(last.maps)[0]][0], atol=1e-5)
+    with pytest.raises(ReidError, match="block nowhere: not a StRA block"):
+        explain_modes(model, info, crops, tmp_path / "x.png", block="nowhere")
+    with pytest.raises(ReidError, match="PNG files"):
+        explain_modes(model, info, crops, tmp_path / "x.jpg")

@@ -42,12 +42,12 @@ def explain(
     as_json: JsonOutput = False,
 ) -> None:
     """Draw each StRA mode's pooling weights as a heat map over person crops, one panel per mode."""
-    from reid_stra.data.images import read_image
     from reid_stra.errors import ReidError
     from reid_stra.models import load_model
     from reid_stra.models.shipped import default_stra_model_name
     from reid_stra.retrieval.inputs import expand_inputs
-    from reid_stra.viz.modes import CAPTION, compute_mode_maps, save_mode_figures, summarize_modes
+    from reid_stra.viz.explain import explain_modes
+    from reid_stra.viz.modes import CAPTION
 
     if model is None and weights is None:
         model = default_stra_model_name()  # the default model may have no StRA to explain
@@ -60,27 +60,15 @@ def explain(
         )
     paths = expand_inputs([str(p) for p in images])[:max_images]
     net, meta = load_model(model, None if weights is None else str(weights), device=device)
-    crops = [read_image(path) for path in paths]
-    maps = compute_mode_maps(
-        net,
-        crops,
-        input_size=meta["cfg"].input_size,
-        mean=meta["cfg"].mean,
-        std=meta["cfg"].std,
-        device=next(net.parameters()).device,
-        precision=chosen_precision(precision, device).name,
-    )
-    if block is not None:
-        if block not in maps:
-            raise ReidError(
-                f"--block {block}: not a StRA block of {meta['model']}; choose from {', '.join(maps)}"
-            )
-        maps = {block: maps[block]}
-    height, width = meta["cfg"].input_size
-    figures = save_mode_figures(
-        crops, maps, out, titles=[Path(p).name for p in paths], aspect=(height, width)
-    )
-    summary = summarize_modes(maps)
+    try:
+        explained = explain_modes(
+            net, meta, paths, out, block=block, precision=chosen_precision(precision, device).name
+        )
+    except ReidError as exc:
+        if block is not None and str(exc).startswith(f"block {block}:"):
+            raise ReidError(f"--{exc}") from None
+        raise
+    figures, summary = explained.figures, explained.summary
     if as_json:
         emit_json(
             {
