@@ -297,3 +297,38 @@ def test_a_run_validated_on_held_out_ids_tests_once_at_the_end(synthetic_root: P
         plan_run(tmp_path / "plain", overrides=_overrides(synthetic_root, epochs=1, fixbase_epochs=0))
     )
     assert plain["test"] is None and not (tmp_path / "plain" / "test.json").exists()
+
+
+def test_a_dead_data_worker_says_what_was_kept_and_how_to_resume(
+    cli, synthetic_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A DataLoader worker killed from outside (the OOM killer, a stray `pkill`) makes torch raise a
+    RuntimeError in the main process: the run ends with one line naming what was kept and --resume,
+    and the resume finishes."""
+    from reid_stra.data.loading import worker_death
+    from reid_stra.engine.trainer import TrainingRun
+
+    assert worker_death(RuntimeError("DataLoader worker (pid(s) 4242) exited unexpectedly"))
+    assert worker_death(RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. "))
+    assert worker_death(RuntimeError("CUDA out of memory")) is None
+    train_epoch = TrainingRun._train_epoch
+
+    def dies_in_epoch_two(self, epoch: int):
+        if epoch == 1:
+            raise RuntimeError("DataLoader worker (pid(s) 4242) exited unexpectedly")
+        return train_epoch(self, epoch)
+
+    monkeypatch.setattr(TrainingRun, "_train_epoch", dies_in_epoch_two)
+    out = tmp_path / "run"
+    args = ["train", "--data", "market1501", "--recipe", "paper", "--out", out]
+    for key, value in _overrides(synthetic_root, epochs=2).items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    died = cli(*args)
+    assert died.exit_code != 0 and "Traceback" not in died.stderr
+    line = died.stderr.strip().splitlines()[-1]
+    assert "DataLoader worker (pid(s) 4242) exited unexpectedly" in line
+    assert "epochs 1-1 are kept in" in line and line.endswith("rerun the same command with --resume")
+    monkeypatch.setattr(TrainingRun, "_train_epoch", train_epoch)
+    resumed = cli("train", "--out", out, "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["finished"] is True

@@ -127,6 +127,17 @@ def reraise_worker_errors() -> Iterator[None]:
         raise
 
 
+def worker_death(exc: BaseException) -> str | None:
+    """The one-line reason when ``exc`` is torch's "a DataLoader worker died" error (killed by a
+    signal or by the out-of-memory killer), else None: the run can resume from what it kept."""
+    text = str(exc)
+    if not isinstance(exc, RuntimeError) or "DataLoader worker" not in text:
+        return None
+    if "exited unexpectedly" not in text and "killed by signal" not in text:
+        return None
+    return " ".join(text.split())[:160]
+
+
 def default_workers() -> int:
     """The ``--workers`` default of training: leave one of the cores this process may use to the
     main process (which runs the model), at most 8; 0 (decode in-process) on one core."""

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from reid_stra.data.datasets import Sample
-from reid_stra.data.loading import build_train_loader, reraise_worker_errors
+from reid_stra.data.loading import build_train_loader, reraise_worker_errors, worker_death
 from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.cluster_memory import CameraAwareMemory, ClusterMemory, cluster_centroids
@@ -262,6 +262,12 @@ class _AdaptRun:
                 record = self._round(round_index)
             except KeyboardInterrupt:
                 raise self._interrupted(round_index) from None
+            except RuntimeError as exc:
+                if (reason := worker_death(exc)) is None:
+                    raise
+                raise ReidError(
+                    f"{reason}; {self._interrupted(round_index).kept}; rerun the same command with --resume"
+                ) from None
             self.history.append(record)
             self._save(round_index + 1)
             rounds_run += 1

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from reid_stra.data.datasets.holdout import hold_out_ids
+from reid_stra.data.loading import worker_death
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.builders import (
     build_loader,
@@ -275,6 +276,12 @@ class TrainingRun:
                     record.update(self._validate())
             except KeyboardInterrupt:
                 raise self._interrupted(epoch) from None
+            except RuntimeError as exc:
+                if (reason := worker_death(exc)) is None:
+                    raise
+                raise ReidError(
+                    f"{reason}; {self._interrupted(epoch).kept}; rerun the same command with --resume"
+                ) from None
             self.scheduler.step()
             self._end_epoch(epoch, record)  # an interrupt here: the checkpoint write is atomic
             epochs_run += 1
