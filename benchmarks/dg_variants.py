@@ -131,8 +131,11 @@ def with_lowpass(path: Path) -> Path:
 
 
 def evaluate(runs: Path, seeds: list[int]) -> None:
-    """Both domains for every stage and finished run, as trained and with the input low-pass."""
-    files = [(stage, stage_file(runs, stage)) for stage in STAGES]
+    """Both domains for every stage and finished run, as trained and with the input low-pass
+    (a stage already scored in ``benchmarks/results/`` is not scored again)."""
+    lowpass = f"+lowpass{LOWPASS}"
+    kept = [s for s in STAGES if all((RESULTS / f"{s}{x}.domains.json").is_file() for x in ("", lowpass))]
+    files = [(stage, stage_file(runs, stage)) for stage in STAGES if stage not in kept]
     for variant in VARIANTS:
         for seed in seeds:
             out = run_dir(runs, variant, seed)
@@ -170,10 +173,11 @@ def summarize(runs: Path, seeds: list[int]) -> dict:
     for stage in STAGES:
         path = stage_file(runs, stage)
         for label, stem in ((stage, path.stem), (stage + lowpass, f"{path.stem}_lowpass{LOWPASS}")):
-            domains = path.with_name(f"{stem}.domains.json")
+            domains, result = path.with_name(f"{stem}.domains.json"), RESULTS / f"{label}.domains.json"
             if domains.is_file():
-                shutil.copyfile(domains, RESULTS / f"{label}.domains.json")
-                rows[label] = {"packed": per_dataset(json.loads(domains.read_text()))}
+                shutil.copyfile(domains, result)
+            if result.is_file():  # scored now, or by an earlier session (kept in the results)
+                rows[label] = {"packed": per_dataset(json.loads(result.read_text()))}
     for variant in VARIANTS:
         for seed in seeds:
             out = run_dir(runs, variant, seed)
@@ -181,13 +185,15 @@ def summarize(runs: Path, seeds: list[int]) -> dict:
                 (variant, "model_final"),
                 (variant + lowpass, f"model_final_lowpass{LOWPASS}"),
             ):
-                domains = out / f"{stem}.domains.json"
-                if not domains.is_file():
+                domains, kept = out / f"{stem}.domains.json", RESULTS / out.name
+                if domains.is_file():
+                    kept.mkdir(parents=True, exist_ok=True)
+                    for name in ("config.yaml", "metrics.jsonl", domains.name):
+                        shutil.copyfile(out / name, kept / name)
+                elif (kept / domains.name).is_file():  # the run folder is gone; its results are kept
+                    domains = kept / domains.name
+                else:
                     continue
-                kept = RESULTS / out.name
-                kept.mkdir(parents=True, exist_ok=True)
-                for name in ("config.yaml", "metrics.jsonl", domains.name):
-                    shutil.copyfile(out / name, kept / name)
                 rows.setdefault(label, {})[str(seed)] = per_dataset(json.loads(domains.read_text()))
     (RESULTS / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     (RESULTS / "summary.md").write_text(markdown(rows) + "\n")

@@ -239,3 +239,21 @@ def test_concurrent_extraction_into_same_file_fails_clearly(tmp_path: Path, mode
     out = tmp_path / "feats.npy"
     with exclusive_lock(out), pytest.raises(ReidError, match="being written by another"):
         extract_to_file(model, INFO, _images(tmp_path / "img", 2), out, workers=0, progress=False)
+
+
+def test_uint8_until_the_batch_is_the_same_arithmetic_as_the_eval_transform(tmp_path: Path) -> None:
+    """Extraction and the Embedder resize each crop to uint8 and normalize whole batches; the
+    result must be the eval transform's, bit for bit, whatever the crop's size."""
+    from PIL import Image
+
+    from reid_stra.data.transforms import normalize_batch, resize_to_uint8
+
+    rng = np.random.default_rng(0)
+    crops = [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for h, w in ((128, 64), (37, 91), (300, 120), (8, 8))
+    ]
+    transform = build_eval_transform(SIZE, MEAN, STD)
+    expected = torch.stack([transform(crop) for crop in crops])
+    got = normalize_batch(torch.stack([resize_to_uint8(crop, SIZE) for crop in crops]), MEAN, STD)
+    assert got.dtype == torch.float32 and torch.equal(got, expected)

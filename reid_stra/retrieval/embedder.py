@@ -21,7 +21,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from reid_stra.data.images import read_image
-from reid_stra.data.transforms import build_eval_transform
+from reid_stra.data.transforms import normalize_batch, resize_to_uint8
 from reid_stra.deploy.backend import load_inference_model
 from reid_stra.errors import ReidError
 from reid_stra.retrieval.extract import Preprocess, embed_batch, make_forward
@@ -67,9 +67,6 @@ class Embedder:
         self.batch_size = batch_size
         self.preprocess = Preprocess.for_model(
             self.info["cfg"], normalize=normalize, precision=self.precision.name
-        )
-        self._transform = build_eval_transform(
-            self.preprocess.input_size, self.preprocess.mean, self.preprocess.std
         )
         self._optimize = optimize
         self._forward = None  # built on first use: extract only needs the model and its info
@@ -119,7 +116,9 @@ class Embedder:
         crops = list(crops)
         if not crops:
             return torch.zeros(0, 3, *self.preprocess.input_size)
-        return torch.stack([self._transform(_as_pil(crop, index, bgr)) for index, crop in enumerate(crops)])
+        size = self.preprocess.input_size
+        resized = [resize_to_uint8(_as_pil(crop, index, bgr), size) for index, crop in enumerate(crops)]
+        return normalize_batch(torch.stack(resized), self.preprocess.mean, self.preprocess.std)
 
     def _tensor_batch(self, batch: torch.Tensor, bgr: bool) -> torch.Tensor:
         if batch.ndim != 4 or batch.shape[1] != 3:
@@ -129,7 +128,9 @@ class Embedder:
         if bgr:
             batch = batch.flip(1)
         if batch.dtype == torch.uint8:  # the exact path of image files: PIL resize
-            return torch.stack([self._transform(TF.to_pil_image(image)) for image in batch.cpu()])
+            size = self.preprocess.input_size
+            resized = torch.stack([resize_to_uint8(TF.to_pil_image(image), size) for image in batch.cpu()])
+            return normalize_batch(resized, self.preprocess.mean, self.preprocess.std)
         if not batch.is_floating_point():
             raise ReidError(f"embed: a tensor batch must be uint8 or float in [0, 1], got {batch.dtype}")
         if float(batch.min()) < 0 or float(batch.max()) > 1:
