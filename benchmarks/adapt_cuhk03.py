@@ -67,6 +67,9 @@ KINDS = {
     "adapt": [],  # the default: cluster memory over all cameras
     "adaptcam": ["--camera-aware"],  # camera-aware proxies (CAP)
     "upper": ["--supervised"],  # the true identities as clusters: the supervised bound
+    # camera-aware with UDAP's density radius: the value its rule computes from the start model's
+    # camera-centred features (k1 30, k2 6, rho 1.6e-3) given explicitly
+    "adaptcam_udap": ["--camera-aware", "--eps", "0.376"],
 }
 
 

@@ -18,7 +18,11 @@ from reid_stra.data.synthetic import make_synthetic_dataset
 from reid_stra.engine.adapt import AdaptConfig, AdaptPlan, adapt
 from reid_stra.engine.pseudo_labels import cluster_features, cluster_stats, renumber
 from reid_stra.errors import ReidError
-from reid_stra.metrics.rerank import jaccard_distance_graph, k_reciprocal_distance_chunks
+from reid_stra.metrics.rerank import (
+    jaccard_density_radius,
+    jaccard_distance_graph,
+    k_reciprocal_distance_chunks,
+)
 from reid_stra.models.build import load_model
 from reid_stra.models.weights import read_state_dict
 from reid_stra.retrieval.evaluation import evaluate_model
@@ -87,6 +91,21 @@ def test_jaccard_graph_equals_the_dense_re_ranking_term() -> None:
     assert stored.any() and np.array_equal(stored, dense < 0.9)  # the pairs within reach, nothing else
     np.testing.assert_allclose(block.toarray()[stored], dense[stored], atol=1e-5)
     assert np.all(graph.diagonal() == 0) and graph.nnz < 70 * 70
+
+
+@pytest.mark.parametrize("top_fraction", [0.05, 0.9])  # 0.9: more pairs than overlap, the rest at 1
+def test_density_radius_is_udaps_rule_on_the_dense_jaccard_matrix(top_fraction: float) -> None:
+    generator = torch.Generator().manual_seed(1)
+    features = torch.nn.functional.normalize(torch.randn(60, 16, generator=generator), dim=1)
+    # Every pair stored (a radius past 1): the dense matrix, which the test above ties to re-ranking.
+    dense = jaccard_distance_graph(features, k1=8, k2=3, max_distance=2.0, metric="cosine").toarray()
+    upper = np.triu(dense, 1)  # UDAP: the upper triangle's non-zero distances, sorted, the top rho
+    values = np.sort(upper[np.nonzero(upper)])
+    expected = values[: round(top_fraction * values.size)].mean()
+    radius = jaccard_density_radius(features, top_fraction=top_fraction, k1=8, k2=3, rows_per_step=7)
+    assert radius == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ReidError, match="top_fraction"):
+        jaccard_density_radius(features, top_fraction=0.0)
 
 
 def test_clusters_are_numbered_by_first_image_and_outliers_stay_out() -> None:
@@ -168,13 +187,17 @@ def test_identity_labels_in_names_are_never_used(
 
 
 def test_stopped_run_resumes_bit_identical(source_weights: Path, target_root: Path, tmp_path: Path) -> None:
-    adapt(_plan(target_root, tmp_path / "whole", source_weights, rounds=2, iters=3))
-    plan = _plan(target_root, tmp_path / "stopped", source_weights, rounds=2, iters=3)
+    # eps auto: the radius read from round 1's features must carry over a resume unchanged.
+    whole_card = adapt(_plan(target_root, tmp_path / "whole", source_weights, rounds=2, iters=3, eps=None))
+    radii = [record["eps"] for record in whole_card["rounds"]]
+    assert radii[0] is not None and 0.0 < radii[0] < 1.0 and radii[0] == radii[1]
+    plan = _plan(target_root, tmp_path / "stopped", source_weights, rounds=2, iters=3, eps=None)
     card = adapt(plan, stop_after_rounds=1)
     assert len(card["rounds"]) == 1 and not (tmp_path / "stopped" / "model_final.pth").exists()
     with pytest.raises(ReidError, match="--resume"):
         adapt(plan)  # never overwrites a run silently
-    adapt(plan, resume=True)
+    card = adapt(plan, resume=True)
+    assert [record["eps"] for record in card["rounds"]] == radii
     whole, resumed = (read_state_dict(tmp_path / name / "model_final.pth") for name in ("whole", "stopped"))
     assert all(torch.equal(whole[key], resumed[key]) for key in whole)
     with pytest.raises(ReidError, match="other settings"):
@@ -203,6 +226,7 @@ def test_bad_inputs_are_one_line_errors(cli, target_root: Path, tmp_path: Path) 
         ((broken, "--id-pattern", r"^c(?P<camid>\d+)"), "c1_000.jpg"),
         ((empty,), "empty"),
         ((target_root / "bounding_box_train", "--eps", "1.5"), "eps"),
+        ((target_root / "bounding_box_train", "--eps", "wide"), "--eps"),
     ]
     for args, expected in cases:
         out = tmp_path / f"out_{len(list(tmp_path.iterdir()))}"

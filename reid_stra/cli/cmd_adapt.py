@@ -44,8 +44,16 @@ def adapt(
         4, "--num-instances", help="Images per pseudo-identity in a batch (K)."
     ),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
-    eps: float = typer.Option(
-        0.6, "--eps", help="DBSCAN radius on Jaccard distances: larger merges more images into each cluster."
+    eps: str = typer.Option(
+        "auto",
+        "--eps",
+        help="DBSCAN radius on Jaccard distances (larger merges more images into each cluster), or "
+        "auto: read from round 1's features (UDAP's rule, see --eps-top-fraction).",
+    ),
+    eps_top_fraction: float = typer.Option(
+        1.6e-3,
+        "--eps-top-fraction",
+        help="With --eps auto: the radius is the mean distance of this fraction of closest pairs.",
     ),
     min_samples: int = typer.Option(4, "--min-samples", help="Images a cluster needs at least."),
     k1: int = typer.Option(30, "--k1", help="k-reciprocal neighbours for the Jaccard distance."),
@@ -95,7 +103,8 @@ def adapt(
         batch_size=batch_size,
         num_instances=num_instances,
         lr=lr,
-        eps=eps,
+        eps=_parse_eps(eps),
+        eps_top_fraction=eps_top_fraction,
         min_samples=min_samples,
         k1=k1,
         k2=k2,
@@ -162,3 +171,12 @@ def adapt(
         rows,
     )
     info(f"weights: {final} (use with --weights in extract, search, evaluate, export)")
+
+
+def _parse_eps(value: str) -> float | None:
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: a radius such as 0.5, or auto", param_hint="--eps") from None

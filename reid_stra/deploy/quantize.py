@@ -201,7 +201,10 @@ def _session(path: str):
 
 
 def _input_name(path: str) -> str:
-    return _session(path).get_inputs()[0].name
+    """The graph's input name, read from the file (no inference session: this runs per attempt)."""
+    import onnx
+
+    return onnx.load(path, load_external_data=False).graph.input[0].name
 
 
 def _run(path: str, images: np.ndarray) -> np.ndarray:

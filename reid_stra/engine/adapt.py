@@ -28,6 +28,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 
 from reid_stra.data.datasets import Sample
-from reid_stra.data.loading import build_train_loader, reraise_worker_errors, worker_death
+from reid_stra.data.loading import build_train_loader, reraise_worker_errors
 from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.cluster_memory import CameraAwareMemory, ClusterMemory, cluster_centroids
@@ -45,7 +46,15 @@ from reid_stra.engine.distributed import (
     gather_rng_states,
     seed_everything,
 )
-from reid_stra.engine.pseudo_labels import centre_per_camera, cluster_features, cluster_stats, renumber
+from reid_stra.engine.interruption import resumable
+from reid_stra.engine.pseudo_labels import (
+    DENSITY_TOP_FRACTION,
+    centre_per_camera,
+    cluster_features,
+    cluster_stats,
+    density_radius,
+    renumber,
+)
 from reid_stra.errors import Interrupted, ReidError
 from reid_stra.models import save_weights
 from reid_stra.models.build import load_model
@@ -74,9 +83,10 @@ MIN_IMAGES = 32  # fewer crops than this cannot form enough clusters of min_samp
 class AdaptConfig:
     """Everything a run depends on (saved in the card and the checkpoint; resume checks it).
 
-    Defaults follow Cluster Contrast ReID (eps 0.6, k1 30, k2 6, min_samples 4, temperature 0.05,
+    Defaults follow Cluster Contrast ReID (k1 30, k2 6, min_samples 4, temperature 0.05,
     momentum 0.2, Adam with weight decay 5e-4, flip + pad-crop + random erasing) with a CPU-sized
-    batch and fewer iterations per round.
+    batch and fewer iterations per round. The clustering radius ``eps`` is, unless given, UDAP's:
+    read once from round 1's features (see :func:`density_radius`) and kept for every round.
     """
 
     rounds: int = 8
@@ -85,7 +95,8 @@ class AdaptConfig:
     num_instances: int = 4
     lr: float = 1e-4
     weight_decay: float = 5e-4
-    eps: float = 0.6
+    eps: float | None = None  # None: UDAP's density rule on round 1's features
+    eps_top_fraction: float = DENSITY_TOP_FRACTION
     min_samples: int = 4
     k1: int = 30
     k2: int = 6
@@ -107,8 +118,12 @@ class AdaptConfig:
             raise ReidError(
                 f"batch_size {self.batch_size}: must be a multiple of num_instances {self.num_instances}"
             )
-        if not 0.0 < self.eps < 1.0:
-            raise ReidError(f"eps {self.eps}: a Jaccard distance radius, between 0 and 1 (0.6 is usual)")
+        if self.eps is not None and not 0.0 < self.eps < 1.0:
+            raise ReidError(f"eps {self.eps}: a Jaccard distance radius, between 0 and 1 (or auto)")
+        if not 0.0 < self.eps_top_fraction < 1.0:
+            raise ReidError(
+                f"eps_top_fraction {self.eps_top_fraction}: a fraction of all pairs, between 0 and 1"
+            )
         if self.lr <= 0 or self.temperature <= 0 or not 0.0 <= self.momentum < 1.0:
             raise ReidError("lr and temperature must be positive and momentum in [0, 1)")
 
@@ -258,16 +273,8 @@ class _AdaptRun:
         for round_index in range(self.start_round, config.rounds):
             if stop_after_rounds is not None and rounds_run >= stop_after_rounds:
                 break
-            try:
+            with resumable(partial(self._interrupted, round_index)):
                 record = self._round(round_index)
-            except KeyboardInterrupt:
-                raise self._interrupted(round_index) from None
-            except RuntimeError as exc:
-                if (reason := worker_death(exc)) is None:
-                    raise
-                raise ReidError(
-                    f"{reason}; {self._interrupted(round_index).kept}; rerun the same command with --resume"
-                ) from None
             self.history.append(record)
             self._save(round_index + 1)
             rounds_run += 1
@@ -292,6 +299,7 @@ class _AdaptRun:
         config, started = self.config, time.perf_counter()
         title = f"round {round_index + 1}/{config.rounds}"
         features = self._embed(f"{title}: embedding")
+        eps: float | None = None
         if self.plan.supervised_ids is not None:
             labels = renumber(np.asarray(self.plan.supervised_ids))
         else:
@@ -301,14 +309,12 @@ class _AdaptRun:
                 if config.camera_aware
                 else features
             )
-            labels = broadcast_from_main(
-                self.ctx,
-                cluster_features(
-                    clustered, eps=config.eps, min_samples=config.min_samples, k1=config.k1, k2=config.k2
+            if self.ctx.is_main:
+                eps = self._radius(clustered, title)
+                labels = cluster_features(
+                    clustered, eps=eps, min_samples=config.min_samples, k1=config.k1, k2=config.k2
                 )
-                if self.ctx.is_main
-                else None,
-            )
+            labels, eps = broadcast_from_main(self.ctx, (labels, eps) if self.ctx.is_main else None)
         stats = cluster_stats(labels)
         self.notice(f"{title}: {stats.describe()}")
         if stats.clusters < 2:
@@ -321,12 +327,26 @@ class _AdaptRun:
                 )
             )
         loss = self._train(round_index, title, torch.from_numpy(features), torch.from_numpy(labels))
-        record: dict[str, Any] = {"round": round_index + 1, **stats.to_dict(), "loss": loss}
+        record: dict[str, Any] = {"round": round_index + 1, **stats.to_dict(), "eps": eps, "loss": loss}
         if self.plan.val_query and self.plan.val_gallery:
             record.update(self._validate())
             self.notice(f"{title}: target mAP {record['mAP']:.4f}, rank-1 {record['rank1']:.4f}")
         record["seconds"] = round(time.perf_counter() - started, 1)
         return record
+
+    def _radius(self, features: np.ndarray, title: str) -> float:
+        """The given ``eps``, else UDAP's radius from round 1's features (kept in the history)."""
+        config = self.config
+        if config.eps is not None:
+            return config.eps
+        if self.history and self.history[0].get("eps") is not None:
+            return float(self.history[0]["eps"])
+        eps = density_radius(features, top_fraction=config.eps_top_fraction, k1=config.k1, k2=config.k2)
+        self.notice(
+            f"{title}: clustering radius eps {eps:.4f} (the mean Jaccard distance of the closest "
+            f"{config.eps_top_fraction:g} of all pairs, kept for every round)"
+        )
+        return eps
 
     def _embed(self, title: str) -> np.ndarray:
         """Every image's feature; under torchrun each process embeds a contiguous share."""

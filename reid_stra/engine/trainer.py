@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,6 @@ import torch
 from torch import nn
 
 from reid_stra.data.datasets.holdout import hold_out_ids
-from reid_stra.data.loading import worker_death
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.builders import (
     build_loader,
@@ -51,6 +51,7 @@ from reid_stra.engine.distributed import (
     gather_rng_states,
     seed_everything,
 )
+from reid_stra.engine.interruption import resumable
 from reid_stra.engine.losses import LossWeights, ReidLoss
 from reid_stra.engine.optim import build_optimizer, build_scheduler
 from reid_stra.engine.run_log import epoch_line, read_metrics
@@ -269,19 +270,11 @@ class TrainingRun:
         for epoch in range(self.start_epoch, config.epochs):
             if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
                 break
-            try:
+            with resumable(partial(self._interrupted, epoch)):
                 record = self._train_epoch(epoch)
                 last = epoch + 1 == config.epochs
                 if validation and ((epoch + 1) % config.eval_every == 0 or last):
                     record.update(self._validate())
-            except KeyboardInterrupt:
-                raise self._interrupted(epoch) from None
-            except RuntimeError as exc:
-                if (reason := worker_death(exc)) is None:
-                    raise
-                raise ReidError(
-                    f"{reason}; {self._interrupted(epoch).kept}; rerun the same command with --resume"
-                ) from None
             self.scheduler.step()
             self._end_epoch(epoch, record)  # an interrupt here: the checkpoint write is atomic
             epochs_run += 1

@@ -166,6 +166,61 @@ def jaccard_distance_graph(
     never N x N. The diagonal (distance 0) is stored. ``features`` are prepared as for
     re-ranking (unit vectors for ``"cosine"``).
     """
+    total = len(features)
+    kept_rows, kept_cols, kept_values = [], [], []
+    for start, distance in _jaccard_blocks(features, k1, k2, metric, rows_per_step):
+        row, col = np.nonzero(distance < max_distance)
+        kept_rows.append(row + start)
+        kept_cols.append(col)
+        kept_values.append(distance[row, col].astype(np.float32))
+    graph = sp.csr_matrix(
+        (np.concatenate(kept_values), (np.concatenate(kept_rows), np.concatenate(kept_cols))),
+        shape=(total, total),
+    )
+    graph.sort_indices()
+    return graph
+
+
+def jaccard_density_radius(
+    features: torch.Tensor,
+    *,
+    top_fraction: float,
+    k1: int = 30,
+    k2: int = 6,
+    metric: str = "cosine",
+    rows_per_step: int | None = None,
+) -> float:
+    """The mean of the smallest ``top_fraction`` of all pairwise Jaccard distances among ``features``.
+
+    UDAP's clustering radius (Song et al., "Unsupervised domain adaptive re-identification: theory
+    and practice", Pattern Recognition 2020): DBSCAN's ``eps`` read from the data's own density
+    instead of fixed, so that weak features on unfamiliar cameras are not chained into one giant
+    cluster. Each unordered pair counts once and pairs at distance 0 (duplicates) are left out as
+    UDAP does; pairs with no shared neighbours are at distance 1. Streams the same blocks as
+    :func:`jaccard_distance_graph` and keeps only the smallest values, so memory stays bounded.
+    """
+    if not 0.0 < top_fraction < 1.0:
+        raise ReidError(f"top_fraction {top_fraction}: a fraction of all pairs, between 0 and 1")
+    total = len(features)
+    pairs = total * (total - 1) // 2
+    bound = max(1, round(top_fraction * pairs))  # never fewer than wanted below
+    smallest, zeros = np.zeros(0, dtype=np.float64), 0
+    for start, distance in _jaccard_blocks(features, k1, k2, metric, rows_per_step):
+        upper = distance[np.arange(total)[None, :] > np.arange(start, start + len(distance))[:, None]]
+        zeros += int(np.count_nonzero(upper == 0.0))
+        smallest = np.concatenate([smallest, upper[(upper > 0.0) & (upper < 1.0)]])
+        if len(smallest) > bound:
+            smallest = np.partition(smallest, bound - 1)[:bound]
+    wanted = max(1, round(top_fraction * (pairs - zeros)))
+    smallest = np.sort(smallest)[:wanted]
+    missing = wanted - len(smallest)  # not enough overlapping pairs: the rest are at distance 1
+    return float((smallest.sum() + missing) / wanted)
+
+
+def _jaccard_blocks(
+    features: torch.Tensor, k1: int, k2: int, metric: str, rows_per_step: int | None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, rows x N Jaccard distances)`` blocks; the diagonal set to 0."""
     check_rerank_params(k1, k2, 0.0)
     features = features.float()
     total = len(features)
@@ -178,19 +233,9 @@ def jaccard_distance_graph(
         weights = _local_query_expansion(weights, neighbours[:, :k2], total)
     rows_csr, columns = weights.tocsr(), weights.tocsc()
     step = rows_per_step or max(1, (1 << 22) // max(total, 1))  # a block of at most ~32 MB (float64)
-    kept_rows, kept_cols, kept_values = [], [], []
     for start in range(0, total, step):
         stop = min(start + step, total)
         overlap = _min_overlap(rows_csr[start:stop], columns)
         distance = np.maximum(1.0 - overlap / (2.0 - overlap), 0.0)  # rounding: overlap can pass 1
         distance[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        row, col = np.nonzero(distance < max_distance)
-        kept_rows.append(row + start)
-        kept_cols.append(col)
-        kept_values.append(distance[row, col].astype(np.float32))
-    graph = sp.csr_matrix(
-        (np.concatenate(kept_values), (np.concatenate(kept_rows), np.concatenate(kept_cols))),
-        shape=(total, total),
-    )
-    graph.sort_indices()
-    return graph
+        yield start, distance
