@@ -18,30 +18,7 @@ from reid_stra.engine.checkpoint import load_training_checkpoint
 from reid_stra.engine.trainer import plan_run, train
 from reid_stra.errors import ReidError
 from reid_stra.utils.killpoint import KILL_ENV, SIGNAL_ENV
-
-# A tiny but complete run: fixbase epoch then full training, validation every epoch, augmentation on.
-TINY = {
-    "model": "mobilenetv2",
-    "pretrained": "none",
-    "height": 64,
-    "width": 32,
-    "batch_size": 8,
-    "workers": 0,
-    "device": "cpu",
-    "epochs": 3,
-    "fixbase_epochs": 1,
-    "eval_every": 1,
-    "lr": 1e-3,
-    "seed": 3,
-}
-
-
-def _overrides(root: Path, **changes) -> dict:
-    return {"root": str(root), **TINY, **changes}
-
-
-def _weights(out: Path) -> dict[str, torch.Tensor]:
-    return load_training_checkpoint(out / "last.pth")["state_dict"]
+from tests.helpers.training import TINY, last_weights, map_before_and_after_training, tiny_overrides
 
 
 def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -58,7 +35,7 @@ def _metrics(out: Path) -> list[dict]:
 def reference_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The uninterrupted run every interrupted one must reproduce exactly."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    summary = train(plan_run(out, recipe="paper", overrides=_overrides(synthetic_root)))
+    summary = train(plan_run(out, recipe="paper", overrides=tiny_overrides(synthetic_root)))
     assert summary["finished"] and summary["epochs_done"] == 3
     return out
 
@@ -113,8 +90,10 @@ def test_fixbase_epoch_trains_only_new_layers(synthetic_root: Path, tmp_path: Pa
     from reid_stra.models import build_model
 
     out = tmp_path / "run"
-    train(plan_run(out, overrides=_overrides(synthetic_root, epochs=1, eval_every=0)), stop_after_epochs=1)
-    trained = _weights(out)
+    train(
+        plan_run(out, overrides=tiny_overrides(synthetic_root, epochs=1, eval_every=0)), stop_after_epochs=1
+    )
+    trained = last_weights(out)
     torch.manual_seed(3)  # the run seeds its model init with --seed
     initial = build_model("mobilenetv2", num_classes=8).state_dict()
     changed = {key for key in trained if not torch.equal(trained[key], initial[key])}
@@ -125,13 +104,15 @@ def test_fixbase_epoch_trains_only_new_layers(synthetic_root: Path, tmp_path: Pa
 
 def test_resume_equals_uninterrupted_run(synthetic_root: Path, tmp_path: Path, reference_run: Path) -> None:
     out = tmp_path / "run"
-    first = train(plan_run(out, recipe="paper", overrides=_overrides(synthetic_root)), stop_after_epochs=1)
+    first = train(
+        plan_run(out, recipe="paper", overrides=tiny_overrides(synthetic_root)), stop_after_epochs=1
+    )
     assert not first["finished"] and first["epochs_done"] == 1 and not (out / "model_final.pth").exists()
     notes: list[str] = []
     summary = train(plan_run(out, resume=True), notice=notes.append)
     assert summary["finished"]
     assert any("resuming from" in note and "epoch 1 of 3" in note for note in notes)
-    _assert_same_weights(_weights(out), _weights(reference_run))
+    _assert_same_weights(last_weights(out), last_weights(reference_run))
     assert [_untimed(r) for r in _metrics(out)] == [_untimed(r) for r in _metrics(reference_run)]
 
 
@@ -149,7 +130,7 @@ def test_truncated_last_checkpoint_falls_back_to_previous(tmp_path: Path, refere
     assert any("skipping" in n and "last.pth" in n for n in notes), notes
     assert any("resuming from" in n and "prev.pth" in n for n in notes), notes
     assert summary["finished"] and (out / "last.pth.damaged").exists()
-    _assert_same_weights(_weights(out), _weights(reference_run))  # epoch 3 redone identically
+    _assert_same_weights(last_weights(out), last_weights(reference_run))  # epoch 3 redone identically
 
 
 def test_no_readable_checkpoint_is_a_clear_error(tmp_path: Path, reference_run: Path) -> None:
@@ -169,7 +150,7 @@ def test_killed_run_resumes_to_the_same_weights(
     """SIGKILL loses the epoch in progress; SIGTERM (and Ctrl-C) also says so in one line."""
     out = tmp_path / "run"
     args = ["train", "--data", "market1501", "--recipe", "paper", "--out", str(out)]
-    for key, value in _overrides(synthetic_root).items():
+    for key, value in tiny_overrides(synthetic_root).items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     env = os.environ | {"REID_STRA_NO_PROGRESS": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     launcher = [sys.executable, "-c", "import sys; from reid_stra.cli.app import main; main()"]
@@ -191,7 +172,7 @@ def test_killed_run_resumes_to_the_same_weights(
     resumed = subprocess.run(launcher + resume, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["finished"] is True
-    _assert_same_weights(_weights(out), _weights(reference_run))
+    _assert_same_weights(last_weights(out), last_weights(reference_run))
 
 
 def test_existing_run_is_never_overwritten_silently(synthetic_root: Path, tmp_path: Path) -> None:
@@ -199,30 +180,31 @@ def test_existing_run_is_never_overwritten_silently(synthetic_root: Path, tmp_pa
     out.mkdir()
     (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
     with pytest.raises(ReidError, match="already holds a run.*--resume.*--overwrite"):
-        plan_run(out, overrides=_overrides(synthetic_root))
+        plan_run(out, overrides=tiny_overrides(synthetic_root))
     with pytest.raises(ReidError, match="choose one"):
-        plan_run(out, overrides=_overrides(synthetic_root), resume=True, overwrite=True)
+        plan_run(out, overrides=tiny_overrides(synthetic_root), resume=True, overwrite=True)
     summary = train(
-        plan_run(out, overrides=_overrides(synthetic_root, eval_every=0), overwrite=True), stop_after_epochs=1
+        plan_run(out, overrides=tiny_overrides(synthetic_root, eval_every=0), overwrite=True),
+        stop_after_epochs=1,
     )
     assert summary["epochs_done"] == 1 and _metrics(out)[0]["epoch"] == 1 and len(_metrics(out)) == 1
 
 
 def test_resume_without_checkpoint_starts_fresh(synthetic_root: Path, tmp_path: Path) -> None:
-    plan = plan_run(tmp_path / "run", overrides=_overrides(synthetic_root), resume=True)
+    plan = plan_run(tmp_path / "run", overrides=tiny_overrides(synthetic_root), resume=True)
     assert plan.checkpoint is None and any("starting a fresh run" in n for n in plan.notes)
     # ... but never over a finished run whose checkpoints were deleted (its model would be lost).
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "model_final.pth").write_bytes(b"weights")
     with pytest.raises(ReidError, match="no checkpoint to resume from; use --overwrite"):
-        plan_run(tmp_path / "run", overrides=_overrides(synthetic_root), resume=True)
+        plan_run(tmp_path / "run", overrides=tiny_overrides(synthetic_root), resume=True)
 
 
 def test_second_training_into_the_same_folder_fails(synthetic_root: Path, tmp_path: Path) -> None:
     from reid_stra.utils.atomic import exclusive_lock
 
     out = tmp_path / "run"
-    plan = plan_run(out, overrides=_overrides(synthetic_root))
+    plan = plan_run(out, overrides=tiny_overrides(synthetic_root))
     with exclusive_lock(out / "last.pth"), pytest.raises(ReidError, match="another reid-stra process"):
         train(plan)
     assert not (out / "metrics.jsonl").exists()
@@ -253,27 +235,6 @@ def test_worker_seeding_repeats_augmentation_after_restart(synthetic_root: Path)
     assert not torch.equal(after_epoch0[0], epoch_batches(new_loader(), 2)[0])
 
 
-def map_before_and_after_training(shared_dir: Path, tmp_path: Path, **changes) -> tuple[float, float]:
-    """mAP of ImageNet MobileNetV2 on synthetic identities before, and after 4 epochs of the
-    paper's recipe (with ``changes``): the shared 'it learns' check."""
-    from reid_stra.data import load_dataset, make_synthetic_dataset
-    from reid_stra.models import build_model
-    from reid_stra.retrieval.evaluation import evaluate_model
-
-    imagenet = shared_dir / "weights" / "mobilenetv2_imagenet_legacy.pt"
-    root = make_synthetic_dataset(tmp_path / "data", num_train_ids=32, num_test_ids=8, cameras=3,
-                                  images_per_id_cam=2, size=(64, 32), seed=1)  # fmt: skip
-    dataset = load_dataset("market1501", root)
-    untrained = build_model("mobilenetv2", num_classes=32, pretrained=imagenet)
-    untrained.pretrained_cfg = untrained.pretrained_cfg.replace(input_size=(64, 32))
-    before = evaluate_model(untrained, dataset.query, dataset.gallery, workers=0, progress=False)["mAP"]
-    overrides = _overrides(root, pretrained=str(imagenet), batch_size=32, epochs=4, eval_every=4,
-                           fixbase_epochs=0, random_crop=False, **changes)  # fmt: skip
-    summary = train(plan_run(tmp_path / "run", recipe="paper", overrides=overrides))
-    assert summary["best_mAP"] == summary["final"]["mAP"] and Path(summary["best_checkpoint"]).exists()
-    return before, summary["final"]["mAP"]
-
-
 @pytest.mark.slow
 def test_mAP_rises_well_above_the_untrained_model(shared_dir: Path, tmp_path: Path) -> None:
     """ImageNet-initialized MobileNetV2 (the paper's recipe) learns the synthetic identities."""
@@ -284,17 +245,17 @@ def test_mAP_rises_well_above_the_untrained_model(shared_dir: Path, tmp_path: Pa
 def test_a_run_validated_on_held_out_ids_tests_once_at_the_end(synthetic_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     summary = train(
-        plan_run(out, overrides=_overrides(synthetic_root, epochs=2, fixbase_epochs=0, val_ids=3))
+        plan_run(out, overrides=tiny_overrides(synthetic_root, epochs=2, fixbase_epochs=0, val_ids=3))
     )
     # 8 training ids, 3 held out: the classifier has 5 classes.
-    classifier = [v for k, v in _weights(out).items() if k.endswith("classifier.weight")]
+    classifier = [v for k, v in last_weights(out).items() if k.endswith("classifier.weight")]
     assert [w.shape[0] for w in classifier] == [5]
     assert all("mAP" in record for record in _metrics(out))  # validation every epoch, on the holdout
     test = json.loads((out / "test.json").read_text())
     assert summary["test"] == test and 0.0 <= test["mAP"] <= 1.0 and "rank1" in test
     # Without a holdout there is no separate test evaluation.
     plain = train(
-        plan_run(tmp_path / "plain", overrides=_overrides(synthetic_root, epochs=1, fixbase_epochs=0))
+        plan_run(tmp_path / "plain", overrides=tiny_overrides(synthetic_root, epochs=1, fixbase_epochs=0))
     )
     assert plain["test"] is None and not (tmp_path / "plain" / "test.json").exists()
 
@@ -321,7 +282,7 @@ def test_a_dead_data_worker_says_what_was_kept_and_how_to_resume(
     monkeypatch.setattr(TrainingRun, "_train_epoch", dies_in_epoch_two)
     out = tmp_path / "run"
     args = ["train", "--data", "market1501", "--recipe", "paper", "--out", out]
-    for key, value in _overrides(synthetic_root, epochs=2).items():
+    for key, value in tiny_overrides(synthetic_root, epochs=2).items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     died = cli(*args)
     assert died.exit_code != 0 and "Traceback" not in died.stderr

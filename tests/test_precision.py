@@ -14,7 +14,7 @@ from reid_stra.errors import ReidError
 from reid_stra.retrieval.features import load_features
 from reid_stra.utils import precision as precision_module
 from reid_stra.utils.precision import cpu_bf16_units, resolve_precision
-from tests.test_engine_train import _overrides, _weights, map_before_and_after_training
+from tests.helpers.training import last_weights, map_before_and_after_training, tiny_overrides
 
 CPU = torch.device("cpu")
 needs_bf16 = pytest.mark.skipif(cpu_bf16_units() is None, reason="this CPU has no bf16 units")
@@ -91,17 +91,17 @@ def test_bf16_extraction_is_in_the_fp32_space_and_recorded(cli, synthetic_root: 
 @needs_bf16
 @pytest.mark.slow
 def test_bf16_training_resumes_bit_identically(synthetic_root: Path, tmp_path: Path) -> None:
-    overrides = _overrides(synthetic_root, precision="bf16", eval_every=0)
+    overrides = tiny_overrides(synthetic_root, precision="bf16", eval_every=0)
     whole = train(plan_run(tmp_path / "whole", recipe="paper", overrides=overrides))
     assert whole["finished"]
     first = train(plan_run(tmp_path / "split", recipe="paper", overrides=overrides), stop_after_epochs=1)
     assert not first["finished"]
     assert train(plan_run(tmp_path / "split", resume=True))["finished"]
-    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
+    a, b = last_weights(tmp_path / "whole"), last_weights(tmp_path / "split")
     different = [key for key in a if not torch.equal(a[key], b[key])]
     assert not different, f"{len(different)} tensors differ after a bf16 resume, e.g. {different[:3]}"
     fp32 = train(plan_run(tmp_path / "fp32", recipe="paper", overrides={**overrides, "precision": "fp32"}))
-    assert any(not torch.equal(a[key], _weights(tmp_path / "fp32")[key]) for key in a)  # bf16 really ran
+    assert any(not torch.equal(a[key], last_weights(tmp_path / "fp32")[key]) for key in a)  # bf16 really ran
     assert fp32["finished"]
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from reid_stra.retrieval.features import array_checksum
-from tests.robustness.conftest import SIZE, assert_clean_error, copy_features, debris
+from tests.helpers.robust import SIZE, assert_clean_error, copy_features, debris
 
 
 def _rewrite_sidecar(path: Path, **changes) -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from reid_stra.data.images import read_image
 from reid_stra.errors import ReidError
-from tests.robustness.conftest import SIZE, assert_clean_error, debris
+from tests.helpers.robust import SIZE, assert_clean_error, debris
 
 
 def _good(synthetic_root: Path) -> list[Path]:

@@ -7,7 +7,6 @@ that every output is either absent or a complete, valid version, then reruns and
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -20,10 +19,7 @@ import pytest
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
 from reid_stra.utils.atomic import exclusive_lock
 from reid_stra.utils.killpoint import KILL_ENV, KILL_MARK
-from tests.robustness.conftest import SIZE, assert_clean_error, debris
-
-LAUNCHER = [sys.executable, "-c", "from reid_stra.cli.app import main; main()"]
-ENV = os.environ | {"REID_STRA_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+from tests.helpers.robust import ENV, LAUNCHER, SIZE, assert_clean_error, debris
 
 
 def _kill_at(command: list[str], point: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from reid_stra.errors import ReidError
 from reid_stra.metrics.rank import evaluate_rank
-from tests.robustness.conftest import SIZE, assert_clean_error, debris
+from tests.helpers.robust import SIZE, assert_clean_error, debris
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ import torch
 from reid_stra.engine.checkpoint import load_training_checkpoint
 from reid_stra.engine.trainer import plan_run, train
 from reid_stra.utils.killpoint import KILL_ENV, KILL_MARK
-from tests.robustness.test_robust_kill import ENV, LAUNCHER
-from tests.test_engine_train import TINY
+from tests.helpers.robust import ENV, LAUNCHER
+from tests.helpers.training import TINY
 
 
 def _train_env() -> dict[str, str]:
