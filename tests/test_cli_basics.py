@@ -91,3 +91,18 @@ def test_help_shows_flags_as_flags_and_every_default(cli) -> None:
                 continue
             stated = isinstance(param.show_default, str) or "default" in (param.help or "").lower()
             assert param.default is not None or stated, (path, param.opts)
+
+
+def test_debug_is_the_parsed_root_option(cli, tmp_path, monkeypatch) -> None:
+    """`reid-stra --debug CMD` adds the traceback to the one-line error; the same word as another
+    option's value (here: a gallery file named --debug) is not the option and changes nothing."""
+    monkeypatch.delenv("REID_STRA_DEBUG", raising=False)
+    missing = tmp_path / "missing.npy"
+    plain = cli("search", tmp_path / "q.jpg", "--gallery", missing)
+    debug = cli("--debug", "search", tmp_path / "q.jpg", "--gallery", missing)
+    assert plain.exit_code == debug.exit_code != 0
+    assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
+    assert [line for line in debug.stderr.splitlines() if line.startswith("error")]
+    monkeypatch.chdir(tmp_path)
+    as_value = cli("search", tmp_path / "q.jpg", "--gallery", "--debug")
+    assert as_value.exit_code != 0 and "--debug" in as_value.stderr and "Traceback" not in as_value.stderr

@@ -82,12 +82,15 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     """Train, evaluate, extract and search person re-ID models."""
+    if isinstance(ctx.obj, dict):  # run() passes a dict in, to read the parsed --debug after an error
+        ctx.obj["debug"] = debug
 
 
 for _module in (
@@ -138,15 +141,20 @@ def _prepare_commands(typer_app: typer.Typer) -> None:
 _prepare_commands(app)
 
 
+def _debug(parsed: dict[str, bool]) -> bool:
+    """``--debug`` as parsed, or ``REID_STRA_DEBUG=1`` (for a command line one cannot edit)."""
+    return parsed.get("debug", False) or os.environ.get("REID_STRA_DEBUG", "") not in ("", "0")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (used by tests and :func:`main`)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("REID_STRA_DEBUG", "") not in ("", "0")
+    parsed: dict[str, bool] = {}  # the root options as parsed (filled once parsing succeeds)
     received: list[int] = []
     try:
         with _terminate_as_interrupt(received):
             # Not standalone: usage errors come back as exceptions, printed as our one-line errors.
-            code = app(args=args, prog_name="reid-stra", standalone_mode=False)
+            code = app(args=args, prog_name="reid-stra", standalone_mode=False, obj=parsed)
         return code if isinstance(code, int) else 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -161,12 +169,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         info(_interrupted_line(exc.interrupt if isinstance(exc, _Stopped) else exc, args))
         return 128 + (received[0] if received else signal.SIGINT)
     except ReidError as exc:
-        if debug:
+        if _debug(parsed):
             traceback.print_exc()
         error(str(exc))
         return ReidError.exit_code
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
-        if debug:
+        if _debug(parsed):
             traceback.print_exc()
         message = " ".join(str(exc).split()) or type(exc).__name__
         error(f"unexpected {type(exc).__name__}: {message} (rerun with --debug for details)")
