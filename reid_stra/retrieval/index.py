@@ -31,7 +31,7 @@ import numpy as np
 from reid_stra._version import __version__
 from reid_stra.errors import ReidError, unknown_name_error
 from reid_stra.metrics.neighbors import configure_faiss_threads
-from reid_stra.retrieval.features import FeatureMeta, features_path, load_features
+from reid_stra.retrieval.features import FeatureMeta, features_path, gather_rows, load_features, row_blocks
 from reid_stra.utils.atomic import atomic_write_json, atomic_write_with
 from reid_stra.utils.notice import Notice, silent
 from reid_stra.utils.progress import task_progress
@@ -189,11 +189,11 @@ def build_index(
         if ivf is not None:
             ivf.cp.seed = seed
             ivf.cp.niter = _KMEANS_ITERATIONS
-        index.train(_contiguous(features[sample]))
+        index.train(_contiguous(gather_rows(features, sample)))
     with task_progress(f"building {kind} index", total=count, unit="vec", show=progress) as advance:
-        for start in range(0, count, _ADD_CHUNK):
-            index.add(_contiguous(features[start : start + _ADD_CHUNK]))
-            advance(min(_ADD_CHUNK, count - start))
+        for _, block in row_blocks(features, _ADD_CHUNK):  # bounded memory, even from a 5 GB file
+            index.add(_contiguous(block))
+            advance(len(block))
     params["build_seconds"] = round(time.perf_counter() - started, 3)
     vectors = features if params.get("rerank") else None
     return SearchIndex(kind, metric, count, dim, index, vectors, params)
