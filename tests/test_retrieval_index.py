@@ -10,14 +10,8 @@ import pytest
 from reid_stra.errors import ReidError
 from reid_stra.metrics.neighbors import knn
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
-from reid_stra.retrieval.index import (
-    build_index,
-    exact_index,
-    index_path,
-    load_or_build_index,
-    read_index_meta,
-    save_index,
-)
+from reid_stra.retrieval.index import build_index, exact_index
+from reid_stra.retrieval.index_store import index_path, load_or_build_index, read_index_meta, save_index
 
 
 def _clustered(ids: int = 200, views: int = 10, dim: int = 32, seed: int = 0) -> np.ndarray:

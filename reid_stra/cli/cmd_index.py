@@ -60,7 +60,8 @@ def build(
 ) -> None:
     """Build an index over FEATURES and save it beside them (reused by `reid-stra search`)."""
     from reid_stra.retrieval.features import load_features
-    from reid_stra.retrieval.index import build_index, default_metric, index_path, save_index
+    from reid_stra.retrieval.index import build_index, default_metric
+    from reid_stra.retrieval.index_store import index_path, save_index
     from reid_stra.utils.atomic import exclusive_lock
 
     feats, meta = load_features(features, as_float32=False)  # converted block by block while adding
@@ -100,7 +101,7 @@ def show_info(
 ) -> None:
     """Describe a feature file and the index saved beside it (and whether it is current)."""
     from reid_stra.retrieval.features import load_features
-    from reid_stra.retrieval.index import index_is_current, index_path, read_index_meta
+    from reid_stra.retrieval.index_store import index_is_current, index_path, read_index_meta
 
     _, meta = load_features(features)
     saved = read_index_meta(features)

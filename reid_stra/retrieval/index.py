@@ -1,45 +1,32 @@
 """FAISS indexes over feature files: exact by default, approximate (IVF, HNSW, IVF-PQ) by choice.
 
-An index is saved beside its features (``feats.faiss`` + ``feats.faiss.json``) and reused only
-while the sidecar's features checksum still matches the features; otherwise it is rebuilt
-(with a notice) instead of answering for vectors that are no longer there.
-
 Distances returned by :meth:`SearchIndex.search` are always "smaller is closer": ``1 - cosine``
 for the inner-product metric (the default for L2-normalized features) and the squared
 Euclidean distance for ``l2``.
 
-Longer than the ~450 lines other modules keep to: building, saving, loading, checking against the
-features and searching share the sidecar format and the index kinds' parameters, so they stay
-together; the neighbour search without a saved index is :mod:`reid_stra.metrics.neighbors`.
+Building and searching live here; saving beside the features and reuse in
+:mod:`reid_stra.retrieval.index_store`; the neighbour search without an index in
+:mod:`reid_stra.metrics.neighbors`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
-from reid_stra._version import __version__
 from reid_stra.errors import ReidError, unknown_name_error
 from reid_stra.metrics.neighbors import configure_faiss_threads
-from reid_stra.retrieval.features import FeatureMeta, features_path, gather_rows, load_features, row_blocks
-from reid_stra.utils.atomic import atomic_write_json, atomic_write_with
-from reid_stra.utils.notice import Notice, silent
+from reid_stra.retrieval.features import FeatureMeta, gather_rows, row_blocks
 from reid_stra.utils.progress import task_progress
 
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 METRICS = ("ip", "l2")
-INDEX_FORMAT = "reid-stra-index"
-INDEX_FORMAT_VERSION = 1
 _ADD_CHUNK = 65_536
 _TRAIN_POINTS_PER_CELL = 40  # k-means sample size per IVF cell (faiss warns below 39)
 _MIN_PQ_VECTORS = 1_000
@@ -296,169 +283,6 @@ def resolve_params(
             raise ReidError(f"--rerank {rerank}: must be at least 1")
         params["rerank"] = int(rerank)
     return params
-
-
-# ---------------------------------------------------------------------------------------------
-# Saving beside the features and reusing
-
-
-def index_path(features_file: str | os.PathLike) -> Path:
-    """``feats.npy`` -> ``feats.faiss`` (its description is ``feats.faiss.json``)."""
-    return features_path(features_file).with_suffix(".faiss")
-
-
-def index_meta_path(features_file: str | os.PathLike) -> Path:
-    path = index_path(features_file)
-    return path.with_name(path.name + ".json")
-
-
-def save_index(search_index: SearchIndex, features_file: str | os.PathLike, meta: FeatureMeta) -> Path:
-    """Write the index and its description atomically beside ``features_file``."""
-    if search_index.index is None:
-        raise ReidError("exact search over the features needs no saved index; build one with a --kind")
-    path = index_path(features_file)
-    atomic_write_with(
-        path, lambda handle: faiss.write_index(search_index.index, faiss.PyCallbackIOWriter(handle.write))
-    )
-    atomic_write_json(
-        index_meta_path(features_file),
-        {
-            "format": INDEX_FORMAT,
-            "version": INDEX_FORMAT_VERSION,
-            "kind": search_index.kind,
-            "metric": search_index.metric,
-            "params": search_index.params,
-            "count": search_index.count,
-            "dim": search_index.dim,
-            "features_checksum": meta.checksum,
-            "index_bytes": path.stat().st_size,
-            "faiss_version": faiss.__version__,
-            "tool_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
-    return path
-
-
-def read_index_meta(features_file: str | os.PathLike) -> dict[str, Any] | None:
-    """The saved index's description, or None when there is none (or it is unreadable)."""
-    try:
-        data = json.loads(index_meta_path(features_file).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == INDEX_FORMAT else None
-
-
-def index_is_current(
-    saved: dict[str, Any] | None, features_file: str | os.PathLike, meta: FeatureMeta
-) -> bool:
-    """True when the saved index was built from exactly these features and is complete on disk."""
-    if saved is None or saved.get("features_checksum") != meta.checksum:
-        return False
-    try:
-        return index_path(features_file).stat().st_size == saved.get("index_bytes")
-    except OSError:
-        return False
-
-
-def load_or_build_index(
-    features_file: str | os.PathLike,
-    kind: str = "auto",
-    *,
-    features: np.ndarray | None = None,
-    meta: FeatureMeta | None = None,
-    metric: str | None = None,
-    nlist: int | None = None,
-    nprobe: int | None = None,
-    m: int | None = None,
-    ef_search: int | None = None,
-    pca: int | None = None,
-    rerank: int | None = None,
-    save: bool = True,
-    rebuild: bool = False,
-    progress: bool = True,
-    kind_option: str = "--kind",
-    notice: Notice | None = None,
-) -> SearchIndex:
-    """The index to search ``features_file`` with.
-
-    ``kind="auto"`` uses the saved index when it is current, else exact search. A named kind
-    reuses the saved index when it is current and of that kind (search-time options such as
-    ``nprobe`` apply either way), else builds one and, unless ``save=False`` or it is flat, saves
-    it. A current saved index of another kind or build is never replaced unless ``rebuild``: the
-    one built is then used for this search only. A stale saved index is rebuilt with a notice.
-    """
-    notice = notice or silent
-    if kind != "auto" and kind not in INDEX_KINDS:
-        raise unknown_name_error("index kind", kind, ("auto", *INDEX_KINDS))
-    if features is None or meta is None:
-        features, meta = load_features(features_file)
-    metric = metric or default_metric(meta)
-    saved = read_index_meta(features_file)
-    build_options = {"nlist": nlist, "m": m, "pca": pca}
-    current = saved is not None and index_is_current(saved, features_file, meta)
-    if current:
-        same_build = all(v is None or saved["params"].get(k) == v for k, v in build_options.items())
-        if kind in ("auto", saved["kind"]) and saved["metric"] == metric and same_build and not rebuild:
-            return _load_saved(
-                features_file, saved, features, nprobe=nprobe, ef_search=ef_search, rerank=rerank
-            )
-    elif saved is not None:
-        notice(f"{index_path(features_file)} was built for other features; rebuilding it")
-    keep_saved = current and not rebuild  # a user's current index is replaced only when asked
-    if saved is not None and kind == "auto" and not keep_saved:
-        # rebuild the same kind of index with the same build options
-        kind = saved["kind"]
-        nlist, m = nlist or saved["params"].get("nlist"), m or saved["params"].get("m")
-        pca = pca or saved["params"].get("pca")
-    if kind in ("auto", "flat"):
-        return exact_index(features, metric)
-    if keep_saved:
-        notice(
-            f"building an index of kind {kind} over {meta.count} vectors for this search only: the "
-            f"saved {saved['kind']} index {index_path(features_file)} is kept (--rebuild-index replaces it)"
-        )
-    else:
-        target = index_path(features_file)
-        notice(f"building an index of kind {kind} over {meta.count} vectors (saved to {target} for reuse)")
-    built = build_index(
-        features,
-        kind,
-        metric=metric,
-        nlist=nlist,
-        nprobe=nprobe,
-        m=m,
-        ef_search=ef_search,
-        pca=pca,
-        rerank=rerank,
-        progress=progress,
-        kind_option=kind_option,
-    )
-    if save and not keep_saved:
-        save_index(built, features_file, meta)
-    return built
-
-
-def _load_saved(
-    features_file: str | os.PathLike, saved: dict[str, Any], features: np.ndarray, **search_time: Any
-) -> SearchIndex:
-    path = index_path(features_file)
-    try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        raise ReidError(
-            f"{path}: unreadable FAISS index ({' '.join(str(exc).split())[:200]}); "
-            "rebuild it with `reid-stra index build`"
-        ) from None
-    params = dict(saved["params"])
-    for key, value in search_time.items():
-        if value is not None and value < 1:
-            raise ReidError(f"--{key.replace('_', '-')} {value}: must be at least 1")
-    params.update({key: value for key, value in search_time.items() if value is not None and key in params})
-    vectors = features if params.get("rerank") else None
-    return SearchIndex(
-        saved["kind"], saved["metric"], int(saved["count"]), int(saved["dim"]), index, vectors, params
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import numpy as np
 from reid_stra.errors import ReidError, unknown_name_error
 from reid_stra.retrieval.features import FeatureMeta, check_compatible, features_path, load_features
 from reid_stra.retrieval.ids import IdSource
-from reid_stra.retrieval.index import INDEX_KINDS, SearchIndex, load_or_build_index, resolve_params
+from reid_stra.retrieval.index import INDEX_KINDS, SearchIndex, resolve_params
+from reid_stra.retrieval.index_store import load_or_build_index
 from reid_stra.utils.notice import Notice, silent
 
 
