@@ -15,7 +15,8 @@ import torch
 
 from reid_stra.data import load_dataset
 from reid_stra.data.synthetic import make_synthetic_dataset
-from reid_stra.engine.adapt import AdaptConfig, AdaptPlan, adapt
+from reid_stra.engine.adapt import adapt
+from reid_stra.engine.adapt_plan import AdaptConfig, AdaptPlan
 from reid_stra.engine.pseudo_labels import cluster_features, cluster_stats, renumber
 from reid_stra.errors import ReidError
 from reid_stra.metrics.rerank import (

@@ -92,8 +92,8 @@ def adapt(
     """Teach a model your cameras from unlabeled crops: cluster them into pseudo-identities, train, repeat."""
     from reid_stra.data import load_dataset
     from reid_stra.data.datasets.registry import parse_dataset_options
-    from reid_stra.engine.adapt import AdaptConfig, AdaptPlan, check_plan
     from reid_stra.engine.adapt import adapt as run_adapt
+    from reid_stra.engine.adapt_plan import AdaptConfig, AdaptPlan, check_plan
     from reid_stra.retrieval.ids import id_source
     from reid_stra.retrieval.inputs import expand_inputs
 
