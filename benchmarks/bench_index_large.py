@@ -30,8 +30,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from reid_stra.retrieval.features import FeatureMeta, row_blocks, save_features_streamed
+from reid_stra.retrieval.features import FeatureMeta, save_features_streamed
 from reid_stra.retrieval.index_store import load_or_build_index
+from reid_stra.retrieval.mapped import row_blocks
 from reid_stra.utils.precision import cpu_model_name
 
 CLI = str(Path(sys.executable).with_name("reid-stra"))

@@ -1,7 +1,8 @@
 """Feature files, extraction, FAISS indexes and search.
 
 - ``features``: the ``feats.npy`` + ``feats.json`` sidecar format (``save_features``, ``load_features``,
-  ``check_compatible``; ``row_blocks`` / ``gather_rows`` read large memory-mapped files in bounded memory).
+  ``check_compatible``).
+- ``mapped``: ``row_blocks`` / ``gather_rows``, large memory-mapped files read in bounded memory.
 - ``inputs``: INPUT... (images, folders, globs, path lists) -> sorted unique image paths; ids from names.
 - ``extract``: ``extract_features`` / ``extract`` (batched, parallel decoding, CPU and CUDA).
 - ``extract_file``: ``extract_to_file``, resumable chunked extraction into a feature file.

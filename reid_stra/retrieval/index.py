@@ -22,7 +22,8 @@ import numpy as np
 
 from reid_stra.errors import ReidError, unknown_name_error
 from reid_stra.metrics.neighbors import configure_faiss_threads
-from reid_stra.retrieval.features import FeatureMeta, gather_rows, row_blocks
+from reid_stra.retrieval.features import FeatureMeta
+from reid_stra.retrieval.mapped import gather_rows, row_blocks
 from reid_stra.utils.progress import task_progress
 
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
