@@ -1,17 +1,16 @@
 """`reid-stra evaluate`: rank-1/5/10, mAP and mINP of a model (or of feature files) on a dataset.
 
-The longest command (~490 lines, above the ~450 other modules keep to) because it has the most
-options and output forms (feature files or models, several models in one table, CMC plot, HTML
-report, saved features); the work itself is :mod:`reid_stra.retrieval.evaluation` and
+The command with the most options and output forms (feature files or models, several models in
+one table, CMC plot, HTML report, saved features); the work itself is
+:mod:`reid_stra.retrieval.evaluation`, :mod:`reid_stra.retrieval.feature_evaluation` and
 :mod:`reid_stra.metrics`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 import typer
 
@@ -318,39 +317,21 @@ def _safe_name(label: str) -> str:
 def _write_report(
     path: Path, runs: list[_Run], labels: list[str], title: str, settings: dict[str, Any]
 ) -> Path:
-    import numpy as np
+    from reid_stra.viz.report import report_run, write_report
 
-    from reid_stra.metrics.ranked_lists import ranked_lists
-    from reid_stra.viz.report import ReportRun, write_report
-
-    report_runs = []
-    for label, run in zip(labels, runs, strict=True):
-        ap = np.asarray(run.result["ap"], dtype=np.float64)
-        valid = np.flatnonzero(np.isfinite(ap))
-        worst = valid[np.argsort(ap[valid], kind="stable")][:_WORST_QUERIES]
-        features = run.result.get("features")
-        lists = ranked_lists(
-            features["query"], features["gallery"],
-            [s.pid for s in run.query], [s.camid for s in run.query],
-            [s.pid for s in run.gallery], [s.camid for s in run.gallery],
-            worst.tolist(), k=10, metric=settings["metric"], normalize=settings["normalize"],
+    report_runs = [
+        report_run(
+            label,
+            run.result,
+            run.query,
+            run.gallery,
+            run.source,
+            metric=settings["metric"],
+            normalize=settings["normalize"],
+            worst=_WORST_QUERIES,
         )  # fmt: skip
-        report_runs.append(
-            ReportRun(
-                label=label,
-                summary=run.result,
-                cmc=np.asarray(run.result["cmc"]),
-                ap=ap,
-                worst=lists,
-                query_paths=[s.path for s in run.query],
-                gallery_paths=[s.path for s in run.gallery],
-                query_pids=[s.pid for s in run.query],
-                query_camids=[s.camid for s in run.query],
-                gallery_pids=[s.pid for s in run.gallery],
-                gallery_camids=[s.camid for s in run.gallery],
-                settings=run.source,
-            )  # fmt: skip
-        )
+        for label, run in zip(labels, runs, strict=True)
+    ]
     written = write_report(path, report_runs, title=title, settings=settings)
     info(f"report written to {written}")
     return written
@@ -442,85 +423,26 @@ def _evaluate_model(
     return _Run(result, source, list(dataset.query), list(dataset.gallery), model_info)
 
 
-def _evaluate_files(
-    query_file, gallery_file, data, root, data_opt, options, device
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    from reid_stra.metrics.evaluation import evaluate_features
-    from reid_stra.retrieval.features import check_compatible, features_path, load_features
+def _evaluate_files(query_file, gallery_file, data, root, data_opt, options, device) -> _Run:
+    from reid_stra.retrieval.feature_evaluation import evaluate_feature_files
+    from reid_stra.retrieval.features import features_path
 
     if query_file is None or gallery_file is None:
         missing = "--query-features" if query_file is None else "--gallery-features"
         raise ReidError(f"{missing} is missing; give both --query-features and --gallery-features")
-    query_file = features_path(query_file, "--query-features")
-    gallery_file = features_path(gallery_file, "--gallery-features")
-    qf, q_meta = load_features(query_file)
-    gf, g_meta = load_features(gallery_file)
-    check_compatible(q_meta, g_meta, str(query_file), str(gallery_file))
-    lookup = _ids_by_path(data, root, data_opt) if data is not None or root is not None else None
-    qf, q_paths, q_pids, q_camids = _rows_with_ids(
-        qf, q_meta.paths, *_ids_of(q_meta, query_file, lookup), query_file
+    labelled = None
+    if data is not None or root is not None:
+        dataset = _load_split(data, root, data_opt)
+        labelled = [*dataset.query, *dataset.gallery]
+    done = evaluate_feature_files(
+        features_path(query_file, "--query-features"),
+        features_path(gallery_file, "--gallery-features"),
+        labelled=labelled,
+        device=device,
+        notice=info,
+        **options,
     )
-    gf, g_paths, g_pids, g_camids = _rows_with_ids(
-        gf, g_meta.paths, *_ids_of(g_meta, gallery_file, lookup), gallery_file
-    )
-    info(f"evaluating features {query_file} ({len(qf)} query) against {gallery_file} ({len(gf)} gallery)")
-    result = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, device=device, **options)
-    source = {
-        "query_features": str(query_file),
-        "gallery_features": str(gallery_file),
-        "model": q_meta.model,
-        "weights": q_meta.weights,
-        "flip": bool(q_meta.flip),
-    }
-    result["features"] = {"query": qf, "gallery": gf}  # for --report's ranked lists
-    query = [_Sample(path, pid, camid) for path, pid, camid in zip(q_paths, q_pids, q_camids, strict=True)]
-    gallery = [_Sample(path, pid, camid) for path, pid, camid in zip(g_paths, g_pids, g_camids, strict=True)]
-    return _Run(result, source, query, gallery)
-
-
-def _ids_by_path(data, root, data_opt) -> dict[str, tuple[int, int]]:
-    dataset = _load_split(data, root, data_opt)
-    return {os.path.abspath(s.path): (s.pid, s.camid) for s in [*dataset.query, *dataset.gallery]}
-
-
-def _ids_of(meta, path: Path, lookup: dict[str, tuple[int, int]] | None) -> tuple[list, list]:
-    """Person and camera ids of each feature row (``None`` where unknown): from the sidecar, with
-    the dataset's ids (``--data/--root``) filling rows the sidecar lacks."""
-    pids = list(meta.pids) if meta.pids is not None else [None] * len(meta.paths)
-    camids = list(meta.camids) if meta.camids is not None else [None] * len(meta.paths)
-    unknown = [row for row, (p, c) in enumerate(zip(pids, camids, strict=True)) if p is None or c is None]
-    if unknown and lookup is not None:
-        missing = [meta.paths[row] for row in unknown if os.path.abspath(meta.paths[row]) not in lookup]
-        if missing:
-            raise ReidError(
-                f"{path}: {len(missing)} of its images are not in the dataset's query/gallery "
-                f"(e.g. {missing[0]}); extract features from the dataset's own folders"
-            )
-        for row in unknown:
-            pids[row], camids[row] = lookup[os.path.abspath(meta.paths[row])]
-    elif len(unknown) == len(pids):
-        raise ReidError(
-            f"{path}: its sidecar has no person/camera ids (file names not Market-style); "
-            "add --data NAME --root DIR to take them from the dataset, or re-extract with --ids FILE.csv"
-        )
-    return pids, camids
-
-
-def _rows_with_ids(features, paths: list, pids: list, camids: list, path: Path):
-    """Drop the rows without ids (saying how many): evaluation needs an id for every row it scores."""
-    pairs = zip(pids, camids, strict=True)
-    keep = [row for row, (p, c) in enumerate(pairs) if p is not None and c is not None]
-    if len(keep) == len(pids):
-        return features, list(paths), pids, camids
-    dropped = len(pids) - len(keep)
-    info(f"{path}: {dropped} of {len(pids)} rows have no person/camera id; evaluating the other {len(keep)}")
-    return features[keep], [paths[r] for r in keep], [pids[r] for r in keep], [camids[r] for r in keep]
-
-
-class _Sample(NamedTuple):
-    path: str
-    pid: int
-    camid: int
+    return _Run(done.result, done.source, done.query, done.gallery)
 
 
 def _summary(result: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:

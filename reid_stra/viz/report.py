@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from reid_stra._version import __version__
 from reid_stra.errors import ReidError
-from reid_stra.metrics.ranked_lists import RankedList
+from reid_stra.metrics.ranked_lists import RankedList, ranked_lists
 from reid_stra.utils.atomic import atomic_write_text
 from reid_stra.viz.cmc import CmcCurve, draw_cmc
 from reid_stra.viz.ranklist import draw_ranklist
@@ -50,6 +50,46 @@ class ReportRun:
     gallery_pids: Sequence[int]
     settings: dict[str, Any] = field(default_factory=dict)  # model, weights, sha256, input size...
     gallery_camids: Sequence[int] | None = None  # the camera under each tile of the ranked lists
+
+
+def report_run(
+    label: str,
+    result: dict[str, Any],
+    query: Sequence[Any],
+    gallery: Sequence[Any],
+    source: dict[str, Any],
+    *,
+    metric: str,
+    normalize: bool,
+    worst: int = 8,
+) -> ReportRun:
+    """A :class:`ReportRun` from one evaluation (``result`` as evaluate_features returns it, with
+    the features kept; ``query``/``gallery`` as ``Sample`` rows): the ``worst`` queries by AP get
+    their ranked lists, ranked under the same protocol and settings."""
+    ap = np.asarray(result["ap"], dtype=np.float64)
+    valid = np.flatnonzero(np.isfinite(ap))
+    chosen = valid[np.argsort(ap[valid], kind="stable")][:worst]
+    features = result["features"]
+    query_pids, query_camids = [s.pid for s in query], [s.camid for s in query]
+    gallery_pids, gallery_camids = [s.pid for s in gallery], [s.camid for s in gallery]
+    lists = ranked_lists(
+        features["query"], features["gallery"], query_pids, query_camids, gallery_pids, gallery_camids,
+        chosen.tolist(), k=10, metric=metric, normalize=normalize,
+    )  # fmt: skip
+    return ReportRun(
+        label=label,
+        summary=result,
+        cmc=np.asarray(result["cmc"]),
+        ap=ap,
+        worst=lists,
+        query_paths=[s.path for s in query],
+        gallery_paths=[s.path for s in gallery],
+        query_pids=query_pids,
+        query_camids=query_camids,
+        gallery_pids=gallery_pids,
+        gallery_camids=gallery_camids,
+        settings=source,
+    )
 
 
 def write_report(
