@@ -113,7 +113,9 @@ def resolve_precision(requested: str, device: torch.device, *, training: bool = 
         return Precision("fp16", "auto: CUDA mixed precision (fp16 autocast)")
     if units is not None and training:
         return Precision(
-            "bf16", f"auto: this CPU has {units} bf16 units (training at 256x128 runs 1.4-2.6x faster)"
+            "bf16",
+            f"auto: this CPU has {units} bf16 units (training measured faster in bf16 on such CPUs: "
+            "BENCHMARKS.md, Precision)",
         )
     if units is not None:
         return Precision(
