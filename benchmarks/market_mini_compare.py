@@ -39,7 +39,7 @@ RECIPE_OVERRIDES: dict[str, Any] = {
 }
 
 
-# The StRA paper's softmax recipe (spec §6, torchreid's engine, as the reference numbers were
+# The StRA paper's softmax recipe (docs/METHOD.md §6, torchreid's engine, as the reference numbers were
 # measured): batch 32, CE-LS only, Adam 3e-4, step decay at 2/3 of the run, 2 fixbase epochs.
 PAPER_OVERRIDES: dict[str, Any] = {"batch_size": 32, "fixbase_epochs": 2, "diversity_weight": 0.1}
 

@@ -1,6 +1,6 @@
 """Parameters and FLOPs the way the paper counts them.
 
-The paper (spec §5) uses torchreid's ``compute_model_complexity(..., only_conv_linear=True)``:
+The paper (docs/METHOD.md §5) uses torchreid's ``compute_model_complexity(..., only_conv_linear=True)``:
 one eval-mode forward of a single 3 x H x W image; FLOPs are multiply-accumulates of conv and
 linear layers only, a conv counting ``(k_h*k_w*C_in + has_bias) * output_elements / groups`` and a
 linear ``(in_features + has_bias) * output_elements``; parameters are those of the modules that

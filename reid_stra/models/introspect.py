@@ -1,7 +1,7 @@
 """Looking inside StRA models: which blocks have Mode Attention, and their pooling maps P.
 
-Used by ``reid-stra explain``: each mode's softmax pooling weights over positions (spec §3 step
-1) show where in the image that mode gathers its modal vector.
+Used by ``reid-stra explain``: each mode's softmax pooling weights over positions (the pooling
+map of docs/METHOD.md §3) show where in the image that mode gathers its modal vector.
 """
 
 from __future__ import annotations

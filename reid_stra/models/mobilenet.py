@@ -1,6 +1,6 @@
 """MobileNetV2 re-ID models, with and without StRA.
 
-Choices (the paper does not state them; spec §5 asks us to choose and document):
+Choices (the paper does not state them: docs/METHOD.md §4):
 
 - Backbone: torchvision's ``mobilenet_v2`` ``features`` (width 1.0 or 1.4), so torchvision and the
   legacy-layout ImageNet weights load by name.
@@ -8,8 +8,8 @@ Choices (the paper does not state them; spec §5 asks us to choose and document)
   ResNets, giving a 16x8 final map at 256x128. With it our FLOPs at 256x128 are 350M (width 1.0)
   and 680M (1.4); the paper lists 370M and 680M, so the paper used last stride 1 too.
 - Embedding: the globally pooled last feature map (1280-d; 1792-d at width 1.4, torchvision's
-  last channel), with no fc layer (``neck="none"``), as torchreid's MobileNetV2 and the
-  reference numbers in ``docs/REFERENCE_NUMBERS.md``; ``neck="fc"``/``"bnneck"`` are available.
+  last channel), with no fc layer (``neck="none"``), as torchreid's MobileNetV2 (the
+  model of the README's torchreid comparison rows); ``neck="fc"``/``"bnneck"`` are available.
 - Where StRA goes: after the depthwise 3x3 conv of every inverted-residual block at the final
   resolution (blocks 14-17: the 160- and 320-channel stages), the analogue of StRA in all of
   ResNet's layer4. The depthwise conv stays (with its ImageNet weights) and serves as StRA's

@@ -4,7 +4,7 @@ All share torchvision's ResNet-50 layout and names (so ImageNet weights load), l
 1 ("last stride 1", the standard re-ID choice that doubles the final map to 16x8 at 256x128) and
 the paper's head (pool -> 1x1 conv 2048->512 -> BN). Variants differ only in what replaces the
 3x3 ``conv2`` of layer4's three bottlenecks, or in a block type (SE, non-local). Paper numbers:
-spec §5 (Market-1501, mAP / rank-1 in per cent).
+the paper's Market-1501 table (mAP / rank-1 in per cent; docs/METHOD.md §5).
 """
 
 from __future__ import annotations

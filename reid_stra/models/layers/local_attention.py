@@ -1,4 +1,4 @@
-"""Local Attention (spec §2): a data-dependent K x K kernel per mode and position.
+"""Local Attention (docs/METHOD.md §2): a data-dependent K x K kernel per mode and position.
 
 Attribute names (``mask_conv``, ``value_conv``) and the layer order inside ``mask_conv`` follow
 the authors' release, so their checkpoint loads without renaming.

@@ -1,4 +1,4 @@
-"""Mode Attention (spec §3): pool each mode into a modal vector, re-weight, let modes interact.
+"""Mode Attention (docs/METHOD.md §3): pool each mode into a modal vector, re-weight, let modes interact.
 
 The module keeps no state between forwards: it hands its pooling weights P to the record the
 caller opened (:func:`~reid_stra.models.layers.mode_record.record_mode_pooling`), from which the

@@ -52,7 +52,7 @@ class StRA(LocalAttention):
 
 
 class ConvWithModeAttention(nn.Conv2d):
-    """A K x K (group) convolution followed by Mode Attention (ablations of spec §5).
+    """A K x K (group) convolution followed by Mode Attention (the paper's ablations).
 
     A Conv2d subclass so the convolution keeps its plain ``conv2.weight`` name and ImageNet
     weights load into it.
