@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test browser lint format clean
+.PHONY: setup demo test test-fast browser lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: setup
 test: setup browser
 	$(BIN)/ruff check reid_stra tests benchmarks
 	$(BIN)/python -m pytest -q
+
+## The quick subset for the edit-test loop: every test not marked slow (CI runs all of them).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
