@@ -45,6 +45,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(cli, args, named: str, hint:
     assert "╭" not in result.stderr and "Usage:" not in result.stderr
 
 
+@pytest.mark.slow
 def test_piped_output_is_not_wrapped_at_80_columns() -> None:
     """`reid-stra models | cat` and a redirected log keep every name and table row whole."""
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"REID_STRA_NO_PROGRESS": "1"}

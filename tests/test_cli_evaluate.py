@@ -81,6 +81,7 @@ def test_market_official_differs_from_standard(cli, feature_files) -> None:
     assert official["rank1"] == standard["rank1"]
 
 
+@pytest.mark.slow
 def test_model_on_dataset(cli, synthetic_root, tmp_path: Path) -> None:
     from reid_stra.models.build import build_model
     from reid_stra.models.weights import save_weights
@@ -149,6 +150,7 @@ def test_missing_inputs(cli, feature_files, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--data is missing" in result.stderr
 
 
+@pytest.mark.slow
 def test_one_call_reports_a_model_on_several_datasets(cli, synthetic_root, tmp_path: Path) -> None:
     """In-domain and cross-domain side by side: each dataset its own protocol line, in the table,
     the JSON and the HTML report."""

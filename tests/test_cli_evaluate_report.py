@@ -17,6 +17,8 @@ from PIL import Image
 from reid_stra.retrieval.features import load_features
 from reid_stra.viz.cmc import _PALETTE
 
+pytestmark = pytest.mark.slow  # its module fixture evaluates two models (the slowest setup)
+
 MODELS = ("mobilenetv2", "stra_mobilenetv2")
 
 

@@ -43,6 +43,7 @@ def _lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith("reid-stra: killed")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [("INT", 130), ("TERM", 143)])
 def test_stopped_extraction_keeps_finished_batches_and_says_how_to_continue(
     synthetic_root: Path, tmp_path: Path, sig: str, code: int
@@ -64,6 +65,7 @@ def test_stopped_extraction_keeps_finished_batches_and_says_how_to_continue(
     np.testing.assert_array_equal(load_features(out)[0], load_features(tmp_path / "whole.npy")[0])
 
 
+@pytest.mark.slow
 def test_a_stop_before_any_batch_finished_leaves_nothing_behind(synthetic_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "gallery.npy"
     stopped = _extract(synthetic_root, out, stop={KILL_ENV: "extract.batch@1", SIGNAL_ENV: "INT"})

@@ -38,6 +38,7 @@ def _batches(sampler, epoch: int = 0) -> list[list[int]]:
     world_size=st.integers(1, 3),
     seed=st.integers(0, 2**31),
 )
+@pytest.mark.slow
 def test_identity_batches_are_p_ids_by_k_images(counts, k, p, world_size, seed) -> None:
     pids = _pids(counts)
     try:

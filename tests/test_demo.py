@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 
+@pytest.mark.slow
 def test_demo_runs_every_stage_and_writes_its_outputs(cli, tmp_path) -> None:
     from reid_stra.demo import run_demo
 

@@ -63,6 +63,7 @@ def test_an_unknown_backend_is_a_one_line_error_before_the_model_loads(
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown backend 'onnx'"), result.stderr
 
 
+@pytest.mark.slow
 def test_auto_gives_pytorchs_features_at_tracker_and_gallery_batch_sizes(
     weights: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -81,6 +82,7 @@ def test_auto_gives_pytorchs_features_at_tracker_and_gallery_batch_sizes(
     assert auto.predict([]) == []
 
 
+@pytest.mark.slow
 def test_the_export_cache_is_reused_and_keyed_by_the_weights(
     weights: Path, tmp_path: Path, monkeypatch, calibrated_checkpoint
 ) -> None:
@@ -108,6 +110,7 @@ def test_the_export_cache_is_reused_and_keyed_by_the_weights(
     assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 2
 
 
+@pytest.mark.slow
 def test_two_processes_filling_the_cache_at_once_both_succeed(weights: Path, tmp_path: Path) -> None:
     """Each writes whole files under temporary names and renames them; neither sees a half file."""
     script = (
@@ -134,6 +137,7 @@ def test_two_processes_filling_the_cache_at_once_both_succeed(weights: Path, tmp
     assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name, entry.name + ".metadata.json"]
 
 
+@pytest.mark.slow
 def test_a_pytorch_gallery_searched_with_onnx_queries_of_the_same_weights(
     cli, weights: Path, synthetic_root: Path, tmp_path: Path, calibrated_checkpoint
 ) -> None:

@@ -43,6 +43,7 @@ def shipped_onnx(tmp_path_factory: pytest.TempPathFactory):
     return model, info, out
 
 
+@pytest.mark.slow
 @needs_shipped
 def test_onnx_matches_pytorch_at_batch_1_7_32_and_states_its_contract(shipped_onnx) -> None:
     model, info, path = shipped_onnx
@@ -95,6 +96,7 @@ def test_extract_with_the_onnx_file_equals_pytorch(
     assert _cosine(onnx_features, torch_features).min() >= 0.9999
 
 
+@pytest.mark.slow
 def test_torchscript_export_of_every_zoo_model_matches_pytorch(tmp_path: Path) -> None:
     torch.manual_seed(0)
     for name in list_models():
@@ -110,6 +112,7 @@ def test_torchscript_export_of_every_zoo_model_matches_pytorch(tmp_path: Path) -
             assert _cosine(got, _reference(model, images)).min() >= 0.9999, name
 
 
+@pytest.mark.slow
 def test_onnx_export_of_a_stra_resnet_model(tmp_path: Path) -> None:
     """The StRA layers of the ResNet family go through the dynamo exporter as well."""
     torch.manual_seed(0)

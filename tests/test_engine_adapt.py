@@ -122,6 +122,7 @@ def test_clusters_are_numbered_by_first_image_and_outliers_stay_out() -> None:
     assert cluster_stats(labels).to_dict()["outliers"] == 1
 
 
+@pytest.mark.slow
 def test_camera_aware_adapt_clusters_by_identity_and_keeps_the_model_working(
     source_weights: Path, target_root: Path, tmp_path: Path
 ) -> None:
@@ -174,6 +175,7 @@ def _renamed(target_root: Path, out: Path, shuffle: bool) -> list[str]:
     return listed
 
 
+@pytest.mark.slow
 def test_identity_labels_in_names_are_never_used(
     source_weights: Path, target_root: Path, tmp_path: Path
 ) -> None:
@@ -187,6 +189,7 @@ def test_identity_labels_in_names_are_never_used(
     assert all(torch.equal(runs[0][key], runs[1][key]) for key in runs[0])
 
 
+@pytest.mark.slow
 def test_stopped_run_resumes_bit_identical(source_weights: Path, target_root: Path, tmp_path: Path) -> None:
     # eps auto: the radius read from round 1's features must carry over a resume unchanged.
     whole_card = adapt(_plan(target_root, tmp_path / "whole", source_weights, rounds=2, iters=3, eps=None))
@@ -247,6 +250,7 @@ def test_dry_run_plans_and_trains_nothing(cli, target_root: Path, tmp_path: Path
     assert not (out / "last.pth").exists()
 
 
+@pytest.mark.slow
 def test_adapted_weights_work_in_extract_search_and_export(
     cli, source_weights: Path, target_root: Path, tmp_path: Path
 ) -> None:

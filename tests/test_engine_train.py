@@ -63,6 +63,7 @@ def test_run_writes_its_outputs(reference_run: Path) -> None:
     assert resolve_config(None, reference_run / "config.yaml").to_dict() == checkpoint["config"]
 
 
+@pytest.mark.slow
 def test_training_checkpoints_load_like_the_final_model(
     cli, reference_run: Path, synthetic_root: Path
 ) -> None:

@@ -64,6 +64,7 @@ def test_float16_files_are_half_the_size_and_read_back_as_float32(
     assert index.exit_code == 0, index.stderr
 
 
+@pytest.mark.slow
 def test_the_stored_type_can_change_on_resume(
     cli, weights: Path, synthetic_root: Path, tmp_path: Path
 ) -> None:

@@ -44,6 +44,7 @@ def test_cosine_is_row_wise() -> None:
     assert cosine_to(a, b).tolist() == [1.0, 0.0]
 
 
+@pytest.mark.slow
 def test_int8_export_of_the_shipped_model_stays_close_to_fp32_on_held_out_crops(
     cli, shared_dir: Path, tmp_path: Path
 ) -> None:
@@ -94,6 +95,7 @@ def test_int8_export_of_the_shipped_model_stays_close_to_fp32_on_held_out_crops(
     assert abs(cosine.mean() - report["cosine_mean"]) < 2e-3
 
 
+@pytest.mark.slow
 def test_int8_with_a_labelled_split_reports_fp32_and_int8_accuracy(
     cli, calibrated_checkpoint, synthetic_root: Path, tmp_path: Path
 ) -> None:

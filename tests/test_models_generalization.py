@@ -139,6 +139,7 @@ def test_random_grayscale_gives_grey_images_and_checks_its_probability() -> None
         build_train_transform((64, 32), random_grayscale=1.5)
 
 
+@pytest.mark.slow
 def test_folded_inference_and_export_keep_the_new_layers(tmp_path: Path) -> None:
     """The Conv+BN folding of extraction leaves IBN's instance norm alone; ONNX carries IBN, GeM
     and the low-pass (the exported graph equals PyTorch)."""
@@ -168,6 +169,7 @@ def test_folded_inference_and_export_keep_the_new_layers(tmp_path: Path) -> None
         assert cosine >= 0.9999, cosine
 
 
+@pytest.mark.slow
 def test_a_tiny_run_learns_with_every_option(synthetic_root: Path, tmp_path: Path) -> None:
     overrides = {
         "root": str(synthetic_root),

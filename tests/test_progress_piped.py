@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from reid_stra.utils.progress import _PlainLines
 
 
+@pytest.mark.slow
 def test_a_piped_training_prints_progress_before_its_first_epoch_ends(
     synthetic_root: Path, tmp_path: Path
 ) -> None:

@@ -217,6 +217,7 @@ def test_exact_search_needs_no_saved_index(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     not Path("/proc/self/status").is_file(), reason="reads Linux's per-process memory counters"
 )
+@pytest.mark.slow
 def test_a_memory_mapped_gallery_is_read_block_by_block_not_kept_resident(tmp_path: Path) -> None:
     """Checksum, NaN check and index build each pass over a 300 MB memory-mapped gallery; what
     the process holds resident afterwards stays far below the file (read through the mapping,

@@ -43,6 +43,7 @@ def test_shipped_model_ranks_same_person_above_different_person(synthetic_root) 
     assert dist[same & off_diagonal].mean() < dist[~same].mean()
 
 
+@pytest.mark.slow
 def test_shipped_model_finds_real_people_across_cameras(shared_dir) -> None:
     """On real crops (a slice of the shared split: 40 queries, their people's gallery images and
     200 others), the nearest gallery image from another camera is mostly the same person."""
@@ -76,6 +77,7 @@ def test_shipped_model_finds_real_people_across_cameras(shared_dir) -> None:
 @pytest.mark.parametrize(
     ("domain", "folder"), [("in_domain", "Market-1501-mini"), ("cross_domain", "CUHK03-detected")]
 )
+@pytest.mark.slow
 def test_shipped_default_reproduces_its_card_in_both_domains(shared_dir, domain: str, folder: str) -> None:
     """The numbers packed with the default (and written in weights/README.md, shown by `reid-stra
     models`): Market-1501-mini's test split (people never trained on) and CUHK03-detected's

@@ -40,6 +40,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(LAUNCHER + args, env=ENV, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_extract_killed_at_random_moments(synthetic_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "feats.npy"
     args = ["extract", str(synthetic_root / "bounding_box_test"), "-o", str(out), "--batch-size", "4", *SIZE]
@@ -59,6 +60,7 @@ def test_extract_killed_at_random_moments(synthetic_root: Path, tmp_path: Path) 
     assert debris(tmp_path) == []  # the killed write's temporary file went with the rerun
 
 
+@pytest.mark.slow
 def test_chunked_extraction_resumes_after_kill(synthetic_root: Path, tmp_path: Path) -> None:
     """Small chunks, so kills land between saved chunks and --resume reuses them."""
     paths = sorted(str(p) for p in (synthetic_root / "bounding_box_train").glob("*.jpg"))[:24]
@@ -100,6 +102,7 @@ def test_chunked_extraction_resumes_after_kill(synthetic_root: Path, tmp_path: P
     assert not (tmp_path / "feats.npy.partial").exists()
 
 
+@pytest.mark.slow
 def test_index_build_killed_at_random_moments(tmp_path: Path) -> None:
     rows = 60_000
     array = np.random.default_rng(0).standard_normal((rows, 64)).astype(np.float32)
@@ -140,6 +143,7 @@ def test_two_writers_of_one_output_fail_clearly(
     assert not (tmp_path / "g.faiss").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 def test_lock_dies_with_a_killed_writer(gallery_features: Path, synthetic_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "feats.npy"
