@@ -403,8 +403,7 @@ def _evaluate_model(
         f"evaluating {model_info['model']} ({model_info['weights']}) on {dataset.name}: "
         f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
     )
-    if model_info.get("backend") == "onnxruntime":
-        precision = "fp32"  # the exported graph runs as exported
+    precision = model_info["precision"]  # an ONNX graph runs as exported
     result = evaluate_model(
         net, dataset.query, dataset.gallery, device=device, batch_size=batch_size, workers=workers, flip=flip,
         precision=precision, keep_features=keep_features, **options,

@@ -144,8 +144,10 @@ def load_inference_model(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Any model file ready for inference, with the engine to run it: a PyTorch checkpoint
     (``load_model``) or an ONNX export (run by ONNX Runtime as exported). ``info["backend"]`` is
-    what runs it and ``info["backend_reason"]`` why. Under ``auto`` a model that does not export
-    runs in PyTorch (said in the reason); an explicit ``onnxruntime`` fails instead."""
+    what runs it and ``info["backend_reason"]`` why; ``info["precision"]`` is the arithmetic it runs
+    in (``precision``, except an ONNX graph, which runs as exported: fp32). Under ``auto`` a model
+    that does not export runs in PyTorch (said in the reason); an explicit ``onnxruntime`` fails
+    instead."""
     from reid_stra.models.build import load_model
     from reid_stra.utils.device import resolve_device
 
@@ -157,7 +159,8 @@ def load_inference_model(
         net, info = load_onnx_model(weights, device)
         if model is not None and model != info["model"]:
             raise ReidError(f"{weights}: holds a {info['model']} model, not {model}; drop --model")
-        return net, {**info, "backend_reason": "backend onnxruntime: the weights are an ONNX export"}
+        reason = "backend onnxruntime: the weights are an ONNX export"
+        return net, {**info, "backend_reason": reason, "precision": "fp32"}
     net, info = load_model(model, weights, device=device)
     try:
         net, info = with_backend(net, info, chosen, device, input_size)
@@ -166,4 +169,5 @@ def load_inference_model(
             raise
         net.to(device)  # the export ran on the CPU copy
         chosen = Backend("pytorch", f"auto: the model did not export ({exc})")
-    return net, {**info, "backend_reason": chosen.describe()}
+    runs_in = "fp32" if info.get("backend") == "onnxruntime" else precision  # the graph as exported
+    return net, {**info, "backend_reason": chosen.describe(), "precision": runs_in}

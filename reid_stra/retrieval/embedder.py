@@ -62,8 +62,8 @@ class Embedder:
         self.model, self.info = load_inference_model(
             model, weights, device=str(self.device), backend=backend, precision=self.precision.name
         )
-        if self.info.get("backend") == "onnxruntime":  # the exported graph runs as exported
-            self.precision = Precision("fp32", "ONNX Runtime runs the exported float32 graph")
+        if self.info["precision"] != self.precision.name:  # ONNX Runtime: the graph as exported
+            self.precision = Precision(self.info["precision"], "ONNX Runtime runs the exported float32 graph")
         self.batch_size = batch_size
         self.preprocess = Preprocess.for_model(
             self.info["cfg"], normalize=normalize, precision=self.precision.name

@@ -123,8 +123,7 @@ def extract_query_features(
         precision=precision,
         input_size=tuple(gallery_meta.input_size),  # type: ignore[arg-type]
     )
-    if info.get("backend") == "onnxruntime":
-        precision = "fp32"  # the exported graph runs as exported
+    precision = info["precision"]
     if notice is not None:
         notice(info["backend_reason"])
     if gallery_meta.weights_sha256 and info.get("weights_sha256") != gallery_meta.weights_sha256:
