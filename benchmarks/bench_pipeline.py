@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.bench_backend import extract_rate
 from reid_stra import Embedder
 from reid_stra.data.images import read_image
 from reid_stra.data.transforms import normalize_batch, resize_to_uint8
@@ -80,16 +80,6 @@ def stage_times(embedder: Embedder, paths: list[str], scratch: Path) -> dict[str
     }
 
 
-def extract_rate(listing: Path, out: Path, chosen: list[str]) -> float:
-    for stale in out.parent.glob(out.stem + ".*"):
-        stale.unlink()
-    result = subprocess.run(
-        [CLI, "extract", str(listing), "-o", str(out), *chosen, "--workers", "1", "--json"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return float(json.loads(result.stdout)["images_per_second"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
@@ -107,11 +97,8 @@ def main() -> None:
         raise SystemExit(f"{CROPS}: no crops (the shared Market-1501-mini split is needed)")
     scratch_dir = tempfile.TemporaryDirectory()
     scratch = Path(scratch_dir.name)
-    listing = scratch / "crops.txt"
-    listing.write_text("\n".join(paths) + "\n")
-    rows: dict[str, tuple[Embedder, list[str]]] = {
-        name: (Embedder(backend=name, batch_size=BATCH), ["--backend", name])
-        for name in ("pytorch", "onnxruntime")
+    rows: dict[str, tuple[Embedder, Path | None]] = {
+        name: (Embedder(backend=name, batch_size=BATCH), None) for name in ("pytorch", "onnxruntime")
     }
     if args.int8:
         from reid_stra.deploy.quantize import export_int8
@@ -121,16 +108,13 @@ def main() -> None:
         train = sorted(str(p) for p in (CROPS.parent / "bounding_box_train").glob("*.jpg"))
         int8_file = scratch / "default.int8.onnx"
         export_int8(model, info, int8_file, train, seed=0, normalize=False)
-        rows["onnxruntime int8"] = (
-            Embedder(weights=int8_file, batch_size=BATCH),
-            ["--weights", str(int8_file)],
-        )
+        rows["onnxruntime int8"] = (Embedder(weights=int8_file, batch_size=BATCH), int8_file)
     measured: dict[str, dict[str, list[float]]] = {name: {} for name in rows}
     for _ in range(args.repeats):
-        for name, (embedder, chosen) in rows.items():  # interleaved: load drifts hit every row alike
+        for name, (embedder, weights) in rows.items():  # interleaved: load drifts hit every row alike
             for stage, value in stage_times(embedder, paths, scratch).items():
                 measured[name].setdefault(stage, []).append(value)
-            rate = extract_rate(listing, scratch / f"{name.replace(' ', '_')}.npy", chosen)
+            rate = extract_rate(name, paths, scratch, weights)  # the CLI, as bench_backend runs it
             measured[name].setdefault("extract", []).append(1000 / rate)
     medians = {
         name: {k: statistics.median(v) for k, v in stages.items()} for name, stages in measured.items()
