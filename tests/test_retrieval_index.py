@@ -9,19 +9,10 @@ import pytest
 
 from reid_stra.errors import ReidError
 from reid_stra.metrics.neighbors import knn
-from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
+from reid_stra.retrieval.features import load_features
 from reid_stra.retrieval.index import build_index, exact_index
 from reid_stra.retrieval.index_store import index_path, load_or_build_index, read_index_meta, save_index
-
-
-def _clustered(ids: int = 200, views: int = 10, dim: int = 32, seed: int = 0) -> np.ndarray:
-    """Re-ID-like: noisy L2-normalized views around identity centres."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((ids, dim)).astype(np.float32)
-    feats = np.repeat(centres, views, axis=0) + 0.4 * rng.standard_normal((ids * views, dim)).astype(
-        np.float32
-    )
-    return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+from tests.helpers.galleries import clustered, save_gallery
 
 
 def _brute_force(queries: np.ndarray, gallery: np.ndarray, k: int, metric: str):
@@ -31,15 +22,6 @@ def _brute_force(queries: np.ndarray, gallery: np.ndarray, k: int, metric: str):
         distances = ((queries[:, None, :] - gallery[None, :, :]) ** 2).sum(-1)
     order = np.argsort(distances, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(distances, order, axis=1), order
-
-
-def _save(tmp_path: Path, feats: np.ndarray, name: str = "gallery.npy") -> Path:
-    path = tmp_path / name
-    meta = FeatureMeta(
-        paths=[f"/g/{i}.jpg" for i in range(len(feats))], model="m", embedding_dim=feats.shape[1]
-    )
-    save_features(path, feats, meta)
-    return path
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])
@@ -64,8 +46,8 @@ def test_flat_search_equals_numpy_brute_force(metric: str) -> None:
     [("ivf", {}), ("hnsw", {}), ("ivfpq", {"m": 8}), ("hnsw", {"pca": 16}), ("ivf", {"pca": 16})],
 )
 def test_approximate_indexes_find_the_exact_neighbours(kind: str, options: dict) -> None:
-    gallery = _clustered()
-    queries = _clustered(seed=0)[::37] + 0.01
+    gallery = clustered()
+    queries = clustered(seed=0)[::37] + 0.01
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     _, exact = exact_index(gallery).search(queries, 10)
     distances, found = build_index(gallery, kind, progress=False, **options).search(queries, 10)
@@ -81,9 +63,9 @@ def test_ivfpq_streamed_from_a_memory_mapped_file_equals_a_one_shot_build(
     sample row by row) gives the very index an in-memory build gives: same neighbours, same recall."""
     import reid_stra.retrieval.index as index_module
 
-    gallery = _clustered(ids=300, views=10)
+    gallery = clustered(ids=300, views=10)
     queries = gallery[::29] + 0.01
-    path = _save(tmp_path, gallery)
+    path = save_gallery(tmp_path, gallery)
     mapped, _ = load_features(path, mmap=True)
     assert isinstance(mapped, np.memmap)
     in_memory = build_index(np.array(gallery), "ivfpq", m=8, progress=False)
@@ -98,24 +80,24 @@ def test_ivfpq_streamed_from_a_memory_mapped_file_equals_a_one_shot_build(
 
 
 def test_top_k_is_clamped_to_gallery_size() -> None:
-    gallery = _clustered(ids=3, views=2)
+    gallery = clustered(ids=3, views=2)
     distances, indices = exact_index(gallery).search(gallery[:2], 50)
     assert indices.shape == (2, 6) and sorted(indices[0]) == list(range(6))
 
 
 def test_query_dimension_mismatch_is_an_error() -> None:
     with pytest.raises(ReidError, match="dimension is 32"):
-        exact_index(_clustered()).search(np.zeros((2, 16), np.float32), 5)
+        exact_index(clustered()).search(np.zeros((2, 16), np.float32), 5)
 
 
 def test_bad_options_name_the_option() -> None:
-    gallery = _clustered(ids=20, views=5)
+    gallery = clustered(ids=20, views=5)
     with pytest.raises(ReidError, match="unknown index kind 'ivv'.*did you mean 'ivf'"):
         build_index(gallery, "ivv")
     with pytest.raises(ReidError, match="--nlist 1000"):
         build_index(gallery, "ivf", nlist=1000)
     with pytest.raises(ReidError, match="--m 7"):
-        build_index(_clustered(), "ivfpq", m=7, progress=False)
+        build_index(clustered(), "ivfpq", m=7, progress=False)
     with pytest.raises(ReidError, match="ivfpq: needs at least"):
         build_index(gallery, "ivfpq")
     with pytest.raises(ReidError, match="--pca 32: must be between"):
@@ -129,7 +111,7 @@ def test_bad_options_name_the_option() -> None:
 
 
 def test_saved_index_is_reused_then_rebuilt_when_features_change(tmp_path: Path) -> None:
-    path = _save(tmp_path, _clustered())
+    path = save_gallery(tmp_path, clustered())
     feats, meta = load_features(path)
     notes: list[str] = []
     built = load_or_build_index(path, "ivf", notice=notes.append, progress=False)
@@ -143,7 +125,7 @@ def test_saved_index_is_reused_then_rebuilt_when_features_change(tmp_path: Path)
     assert read_index_meta(path) == first_meta
     np.testing.assert_array_equal(again.search(feats[:5], 5)[1], built.search(feats[:5], 5)[1])
 
-    _save(tmp_path, _clustered(seed=5))  # the features change under the index
+    save_gallery(tmp_path, clustered(seed=5))  # the features change under the index
     new_feats, _ = load_features(path)
     rebuilt = load_or_build_index(path, "auto", notice=notes.append, progress=False)
     assert any("other features" in n for n in notes)
@@ -155,7 +137,7 @@ def test_saved_index_is_reused_then_rebuilt_when_features_change(tmp_path: Path)
 
 def test_a_saved_index_is_replaced_only_when_asked(tmp_path: Path) -> None:
     """`search --index ivf` once silently replaced the HNSW index a user had built."""
-    path = _save(tmp_path, _clustered())
+    path = save_gallery(tmp_path, clustered())
     feats, meta = load_features(path)
     save_index(build_index(feats, "hnsw", progress=False), path, meta)
     hnsw_meta = read_index_meta(path)
@@ -176,14 +158,14 @@ def test_a_saved_index_is_replaced_only_when_asked(tmp_path: Path) -> None:
 
 
 def test_auto_without_saved_index_is_exact(tmp_path: Path) -> None:
-    path = _save(tmp_path, _clustered(ids=10, views=3))
+    path = save_gallery(tmp_path, clustered(ids=10, views=3))
     searcher = load_or_build_index(path, "auto")
     assert searcher.kind == "flat" and searcher.index is None
     assert not index_path(path).exists()
 
 
 def test_ivfpq_reranks_with_exact_vectors_after_reload(tmp_path: Path) -> None:
-    path = _save(tmp_path, _clustered())
+    path = save_gallery(tmp_path, clustered())
     feats, meta = load_features(path)
     built = build_index(feats, "ivfpq", m=8, progress=False)
     save_index(built, path, meta)
@@ -196,7 +178,7 @@ def test_ivfpq_reranks_with_exact_vectors_after_reload(tmp_path: Path) -> None:
 
 
 def test_pca_index_round_trip_reranks_exactly(tmp_path: Path) -> None:
-    path = _save(tmp_path, _clustered())
+    path = save_gallery(tmp_path, clustered())
     feats, meta = load_features(path)
     save_index(build_index(feats, "hnsw", pca=12, progress=False), path, meta)
     loaded = load_or_build_index(path, "auto", ef_search=80)
@@ -208,7 +190,7 @@ def test_pca_index_round_trip_reranks_exactly(tmp_path: Path) -> None:
 
 
 def test_exact_search_needs_no_saved_index(tmp_path: Path) -> None:
-    path = _save(tmp_path, _clustered(ids=5, views=2))
+    path = save_gallery(tmp_path, clustered(ids=5, views=2))
     feats, meta = load_features(path)
     with pytest.raises(ReidError, match="needs no saved index"):
         save_index(exact_index(feats), path, meta)

@@ -8,5 +8,7 @@
 - ``extract_file``: ``extract_to_file``, resumable chunked extraction into a feature file.
 - ``index``: ``build_index``, ``exact_index``, ``SearchIndex.search`` (the index kinds and their options).
 - ``index_store``: ``save_index`` beside the features, ``load_or_build_index`` (reuse while current).
+- ``index_ondisk``: FAISS's on-disk inverted lists (merged into a data file, memory-mapped for search).
+- ``index_shards``: ``save_trained``, ``build_shard``, ``merge_shards``: an on-disk index built in shards.
 - ``search``: ``extract_query_features`` and ``search_gallery`` (what ``reid-stra search`` runs).
 """

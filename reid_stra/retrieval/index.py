@@ -5,7 +5,8 @@ for the inner-product metric (the default for L2-normalized features) and the sq
 Euclidean distance for ``l2``.
 
 Building and searching live here; saving beside the features and reuse in
-:mod:`reid_stra.retrieval.index_store`; the neighbour search without an index in
+:mod:`reid_stra.retrieval.index_store`; shards built by separate processes and merged into an
+on-disk index in :mod:`reid_stra.retrieval.index_shards`; the neighbour search without an index in
 :mod:`reid_stra.metrics.neighbors`.
 """
 
@@ -38,6 +39,7 @@ _OPTION_KINDS = {
     "m": ("hnsw", "ivfpq"),
     "ef_search": ("hnsw",),
     "rerank": ("ivfpq",),
+    "on_disk": ("ivf", "ivfpq"),
 }
 # k-means rounds for IVF cells: FAISS's 25 costs 2.5x the time for no recall we could measure.
 _KMEANS_ITERATIONS = 10
@@ -126,6 +128,8 @@ def build_index(
     ef_construction: int = 40,
     pca: int | None = None,
     rerank: int | None = None,
+    on_disk: bool = False,
+    trained_only: bool = False,
     seed: int = 0,
     progress: bool = True,
     kind_option: str = "--kind",
@@ -138,6 +142,11 @@ def build_index(
     ``pca``: index PCA-reduced vectors of that dimension (faster to build and search).
     Compressed indexes (ivfpq, or any with ``pca``) only propose ``k * rerank`` candidates
     (default 10) that the exact features then order.
+
+    ``on_disk`` (ivf, ivfpq): an index whose lists can be saved in a file of their own and
+    merged (``save_index``): ivfpq then scans its 4-bit codes without fast scan, whose lists
+    are packed in blocks that FAISS's on-disk lists cannot hold. ``trained_only``: return the
+    trained, empty index (shards are added to copies of it with :func:`add_vectors`).
     """
 
     if kind not in INDEX_KINDS:
@@ -157,6 +166,7 @@ def build_index(
         ef_construction=ef_construction,
         pca=pca,
         rerank=rerank,
+        on_disk=on_disk or None,
     )
     configure_faiss_threads()
     started = time.perf_counter()
@@ -178,13 +188,36 @@ def build_index(
             ivf.cp.seed = seed
             ivf.cp.niter = _KMEANS_ITERATIONS
         index.train(_contiguous(gather_rows(features, sample)))
-    with task_progress(f"building {kind} index", total=count, unit="vec", show=progress) as advance:
-        for _, block in row_blocks(features, _ADD_CHUNK):  # bounded memory, even from a 5 GB file
-            index.add(_contiguous(block))
-            advance(len(block))
+    built = SearchIndex(kind, metric, 0, dim, index, None, params)
+    if not trained_only:
+        add_vectors(built, features, progress=progress)
+        built.vectors = features if params.get("rerank") else None
     params["build_seconds"] = round(time.perf_counter() - started, 3)
-    vectors = features if params.get("rerank") else None
-    return SearchIndex(kind, metric, count, dim, index, vectors, params)
+    return built
+
+
+def add_vectors(
+    built: SearchIndex,
+    features: np.ndarray,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    progress: bool = True,
+) -> None:
+    """Add rows ``start:stop`` of ``features`` to ``built``, read in blocks (bounded memory, even
+    from a 5 GB file). IVF kinds store each vector under its row number in ``features``, so a
+    shard's results name rows of the whole gallery."""
+    stop = features.shape[0] if stop is None else stop
+    with_ids = built.kind in ("ivf", "ivfpq")  # graph and flat indexes number vectors themselves
+    with task_progress(f"building {built.kind} index", stop - start, "vec", show=progress) as advance:
+        for first, block in row_blocks(features, _ADD_CHUNK, start, stop):
+            if with_ids:
+                rows = np.arange(first, first + len(block), dtype=np.int64)
+                built.index.add_with_ids(_contiguous(block), rows)
+            else:
+                built.index.add(_contiguous(block))
+            advance(len(block))
+    built.count = int(built.index.ntotal)
 
 
 def _empty_index(kind: str, dim: int, metric: str, params: dict[str, Any]) -> Any:
@@ -198,6 +231,8 @@ def _empty_index(kind: str, dim: int, metric: str, params: dict[str, Any]) -> An
     quantizer = faiss.IndexFlatIP(dim) if metric == "ip" else faiss.IndexFlatL2(dim)
     if kind == "ivf":
         return faiss.IndexIVFFlat(quantizer, dim, params["nlist"], fmetric)
+    if params.get("on_disk"):  # fast scan's block-packed lists cannot be kept on disk
+        return faiss.IndexIVFPQ(quantizer, dim, params["nlist"], params["m"], 4, fmetric)
     # 4-bit codes scanned with SIMD lookups ("fast scan"): far faster than 8-bit PQ; the exact
     # re-ranking that follows makes up for their coarser distances.
     return faiss.IndexIVFPQFastScan(quantizer, dim, params["nlist"], params["m"], 4, fmetric)
@@ -283,6 +318,8 @@ def resolve_params(
         if rerank < 1:
             raise ReidError(f"--rerank {rerank}: must be at least 1")
         params["rerank"] = int(rerank)
+    if given.get("on_disk"):
+        params["on_disk"] = True
     return params
 
 

@@ -16,8 +16,11 @@ import numpy as np
 BLOCK_ROWS = 65_536
 
 
-def row_blocks(array: np.ndarray, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first row, block)`` over ``array`` in blocks of ``rows``, each a contiguous copy.
+def row_blocks(
+    array: np.ndarray, rows: int = BLOCK_ROWS, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, block)`` over rows ``start:stop`` of ``array`` (default: all) in blocks of
+    ``rows``, each a contiguous copy.
 
     A whole memory-mapped feature file (as :func:`load_features` returns it) is read block by
     block from the file instead of through the mapping: pages read through a mapping stay
@@ -26,14 +29,15 @@ def row_blocks(array: np.ndarray, rows: int = BLOCK_ROWS) -> Iterator[tuple[int,
     """
     source = _mapped_file(array)
     row_bytes = array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
-    for start in range(0, array.shape[0], rows):
-        count = min(rows, array.shape[0] - start)
+    stop = array.shape[0] if stop is None else min(stop, array.shape[0])
+    for first in range(start, stop, rows):
+        count = min(rows, stop - first)
         if source is None:
-            yield start, np.ascontiguousarray(array[start : start + count])
+            yield first, np.ascontiguousarray(array[first : first + count])
         else:
             flat = np.fromfile(source[0], dtype=array.dtype, count=count * row_bytes // array.dtype.itemsize,
-                               offset=source[1] + start * row_bytes)  # fmt: skip
-            yield start, flat.reshape(count, *array.shape[1:])
+                               offset=source[1] + first * row_bytes)  # fmt: skip
+            yield first, flat.reshape(count, *array.shape[1:])
 
 
 def gather_rows(array: np.ndarray, indices: np.ndarray) -> np.ndarray:
