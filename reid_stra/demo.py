@@ -37,15 +37,19 @@ def run_demo(
     workers: int = 2,
     dataset_options: dict[str, Any] | None = None,
     notice: Notice = print,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole pipeline into ``out``; returns the metrics and where every output went.
 
-    ``dataset_options`` go to :func:`make_synthetic_dataset` (tests use a smaller dataset).
+    ``dataset_options`` go to :func:`make_synthetic_dataset` (tests use a smaller dataset);
+    ``progress`` shows bars for data making and training (the short steps stay quiet).
     """
 
     out = Path(out)
     started = time.time()
-    data_root = make_synthetic_dataset(out / "data", **{"seed": 0, **(dataset_options or {})})
+    data_root = make_synthetic_dataset(
+        out / "data", **{"seed": 0, **(dataset_options or {})}, progress=progress
+    )
     dataset = load_dataset("market1501", data_root)
     notice(
         f"[1/5] synthetic dataset in {data_root}: {len(dataset.train)} train, "
@@ -92,7 +96,7 @@ def run_demo(
     )
     source = f"the shipped weights {shipped.name}" if shipped else "random initialization"
     notice(f"[2/5] training {DEMO_MODEL} from {source} for {epochs} epochs (mAP before: {before['mAP']:.3f})")
-    summary = train(plan, notice=lambda message: notice(f"      {message}"))
+    summary = train(plan, notice=lambda message: notice(f"      {message}"), progress=progress)
 
     trained, trained_info = load_model(None, summary["model_final"], device=device)
     after = evaluate_model(trained, dataset.query, dataset.gallery, device=device, workers=0, progress=False)

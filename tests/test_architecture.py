@@ -74,3 +74,55 @@ def test_the_engine_knows_no_backbone() -> None:
         if _part(module) == "engine" and _part(target) == "models" and target not in ENGINE_MODEL_MODULES
     )
     assert not named, "\n".join(named)
+
+
+# Environment variables the library may read: its documented switches and torchrun's own.
+LIBRARY_ENVIRONMENT = {
+    *("REID_STRA_CACHE_DIR", "REID_STRA_WEIGHTS_DIR", "XDG_CACHE_HOME"),
+    *("RANK", "WORLD_SIZE", "LOCAL_RANK"),
+}
+
+
+def _environment_reads(file: Path) -> list[str]:
+    """Names read through ``os.environ[...]``/``.get``/``os.getenv`` (a constant's value when named)."""
+    tree = ast.parse(file.read_text(encoding="utf-8"))
+    constants = {
+        target.id: node.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    reads = []
+    for node in ast.walk(tree):
+        key = None
+        if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+            key = node.slice
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv"):
+            key = node.args[0] if node.args else None
+        elif isinstance(node, ast.Compare) and any(ast.unparse(c) == "os.environ" for c in node.comparators):
+            key = node.left
+        if key is None:
+            continue
+        if isinstance(key, ast.Constant):
+            reads.append(str(key.value))
+        elif isinstance(key, ast.Name):
+            reads.append(str(constants.get(key.id, key.id)))
+        else:
+            reads.append(ast.unparse(key))
+    return reads
+
+
+def test_the_library_reads_only_documented_environment_variables() -> None:
+    """No test hooks or hidden switches: outside the CLI, only the documented variables are read,
+    and each of the library's own is in the README."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    found = {
+        (str(file.relative_to(PACKAGE.parent)), name)
+        for file in PACKAGE.rglob("*.py")
+        if "cli" not in file.relative_to(PACKAGE).parts
+        for name in _environment_reads(file)
+    }
+    assert {name for _, name in found} >= {"REID_STRA_WEIGHTS_DIR", "RANK"}  # the scan sees reads
+    assert sorted(f"{file}: {name}" for file, name in found if name not in LIBRARY_ENVIRONMENT) == []
+    assert [name for name in LIBRARY_ENVIRONMENT if name.startswith("REID_STRA") and name not in readme] == []

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reid_stra.retrieval.features import load_features
-from reid_stra.utils.killpoint import KILL_ENV, SIGNAL_ENV
+from tests.helpers.kill_launcher import KILL_MARK, killed_launcher
 
 LAUNCHER = [sys.executable, "-c", "from reid_stra.cli.app import main; main()"]
 ENV = os.environ | {"REID_STRA_NO_PROGRESS": "1"}
@@ -26,12 +26,12 @@ def _ctrl_c_reaches_the_child() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _extract(synthetic_root: Path, out: Path, *extra: str, stop: dict[str, str] | None = None):
+def _extract(synthetic_root: Path, out: Path, *extra: str, stop: tuple[str, str] | None = None):
     args = ["extract", str(synthetic_root / "bounding_box_test"), "-o", str(out), "--batch-size", "4",
             "--workers", "0", "--device", "cpu", "--height", "64", "--width", "32", *extra]  # fmt: skip
     return subprocess.run(
-        LAUNCHER + args,
-        env=ENV | (stop or {}),
+        (killed_launcher(*stop) if stop else LAUNCHER) + args,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=600,
@@ -40,7 +40,7 @@ def _extract(synthetic_root: Path, out: Path, *extra: str, stop: dict[str, str] 
 
 
 def _lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("reid-stra: killed")]
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(KILL_MARK)]
 
 
 @pytest.mark.slow
@@ -50,7 +50,7 @@ def test_stopped_extraction_keeps_finished_batches_and_says_how_to_continue(
 ) -> None:
     out = tmp_path / "gallery.npy"
     # The hook stops the run while its third batch of 4 is in hand: two batches are finished.
-    stopped = _extract(synthetic_root, out, stop={KILL_ENV: "extract.batch@3", SIGNAL_ENV: sig})
+    stopped = _extract(synthetic_root, out, stop=("extract.batch@3", sig))
     assert stopped.returncode == code, stopped.stderr
     last = _lines(stopped.stderr)[-1]
     assert last.startswith("interrupted: extraction stopped; 8 of 23 images' features are kept in"), last
@@ -68,7 +68,7 @@ def test_stopped_extraction_keeps_finished_batches_and_says_how_to_continue(
 @pytest.mark.slow
 def test_a_stop_before_any_batch_finished_leaves_nothing_behind(synthetic_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "gallery.npy"
-    stopped = _extract(synthetic_root, out, stop={KILL_ENV: "extract.batch@1", SIGNAL_ENV: "INT"})
+    stopped = _extract(synthetic_root, out, stop=("extract.batch@1", "INT"))
     assert stopped.returncode == 130, stopped.stderr
     assert _lines(stopped.stderr)[-1] == (
         "interrupted: extraction stopped before any of 23 images finished; nothing was written"

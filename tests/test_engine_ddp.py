@@ -28,7 +28,7 @@ def _command(tmp_path: Path) -> list[str]:
 def test_two_process_gloo_training(synthetic_root: Path, tmp_path: Path) -> None:
     from reid_stra.data import load_dataset
     from reid_stra.data.samplers import RandomIdentitySampler
-    from reid_stra.engine.trainer import tensors_digest
+    from reid_stra.engine.run_folder import tensors_digest
     from reid_stra.models import build_model
 
     out = tmp_path / "run"

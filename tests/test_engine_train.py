@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from reid_stra.engine.checkpoint import load_training_checkpoint
+from reid_stra.engine.hooks import TrainerHook
 from reid_stra.engine.trainer import plan_run, train
 from reid_stra.errors import ReidError
-from reid_stra.utils.killpoint import KILL_ENV, SIGNAL_ENV
+from tests.helpers.kill_launcher import killed_launcher
 from tests.helpers.training import TINY, last_weights, map_before_and_after_training, tiny_overrides
 
 
@@ -87,13 +88,33 @@ def test_training_checkpoints_load_like_the_final_model(
     assert np.load(out).shape == final.shape
 
 
+class _RecordingHook(TrainerHook):
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def before_epoch(self, epoch: int) -> None:
+        self.events.append(("before", epoch))
+
+    def after_step(self, epoch: int, step: int) -> None:
+        self.events.append(("step", epoch, step))
+
+    def after_epoch(self, epoch: int, record: dict) -> None:
+        self.events.append(("after", epoch, record["epoch"]))
+
+
 def test_fixbase_epoch_trains_only_new_layers(synthetic_root: Path, tmp_path: Path) -> None:
     from reid_stra.models import build_model
 
     out = tmp_path / "run"
+    calls = _RecordingHook()
     train(
-        plan_run(out, overrides=tiny_overrides(synthetic_root, epochs=1, eval_every=0)), stop_after_epochs=1
+        plan_run(out, overrides=tiny_overrides(synthetic_root, epochs=1, eval_every=0)),
+        stop_after_epochs=1,
+        hooks=[calls],
     )
+    # The hooks see every step and epoch, in order (what a test's or a user's callback relies on).
+    batches = _metrics(out)[0]["images"] // TINY["batch_size"]
+    assert calls.events == [("before", 0), *(("step", 0, b) for b in range(batches)), ("after", 0, 1)]
     trained = last_weights(out)
     torch.manual_seed(3)  # the run seeds its model init with --seed
     initial = build_model("mobilenetv2", num_classes=8).state_dict()
@@ -156,9 +177,9 @@ def test_killed_run_resumes_to_the_same_weights(
     env = os.environ | {"REID_STRA_NO_PROGRESS": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     launcher = [sys.executable, "-c", "import sys; from reid_stra.cli.app import main; main()"]
     batches = _metrics(reference_run)[0]["images"] // TINY["batch_size"]
-    # The kill hook stops the run at its first batch of epoch 2, whatever the machine's speed.
-    stop = {KILL_ENV: f"train.batch@{batches + 1}", SIGNAL_ENV: sig}
-    killed = subprocess.run(launcher + args, env=env | stop, capture_output=True, text=True, timeout=600)
+    # Stopped at the first batch of epoch 2, whatever the machine's speed.
+    stop = killed_launcher(f"train.batch@{batches + 1}", sig)
+    killed = subprocess.run(stop + args, env=env, capture_output=True, text=True, timeout=600)
     if sig == "KILL":
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         resume = ["train", "--out", str(out), "--resume", "--json"]
@@ -180,6 +201,8 @@ def test_existing_run_is_never_overwritten_silently(synthetic_root: Path, tmp_pa
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    (out / "indices").mkdir()  # the old run's debug sample logs (log_indices) ...
+    (out / "indices" / "epoch9_rank0.json").write_text("{}")
     with pytest.raises(ReidError, match="already holds a run.*--resume.*--overwrite"):
         plan_run(out, overrides=tiny_overrides(synthetic_root))
     with pytest.raises(ReidError, match="choose one"):
@@ -189,6 +212,7 @@ def test_existing_run_is_never_overwritten_silently(synthetic_root: Path, tmp_pa
         stop_after_epochs=1,
     )
     assert summary["epochs_done"] == 1 and _metrics(out)[0]["epoch"] == 1 and len(_metrics(out)) == 1
+    assert list((out / "indices").iterdir()) == []  # ... went with the rest of the old run
 
 
 def test_resume_without_checkpoint_starts_fresh(synthetic_root: Path, tmp_path: Path) -> None:
@@ -216,7 +240,7 @@ def test_worker_seeding_repeats_augmentation_after_restart(synthetic_root: Path)
     from reid_stra.data import load_dataset
     from reid_stra.data.loading import build_train_loader
     from reid_stra.data.transforms import build_train_transform
-    from reid_stra.engine.trainer import seed_loader_epoch
+    from reid_stra.engine.builders import seed_loader_epoch
 
     samples = load_dataset("market1501", synthetic_root).train
     transform = build_train_transform((32, 16), random_erasing=1.0)

@@ -12,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reid_stra.utils.killpoint import KILL_ENV, KILL_MARK
+from tests.helpers.kill_launcher import KILL_MARK, kill_arguments
 
 SMALL = (64, 32)
 # Chunks of one batch of 4: 48 training crops are 12 chunks, so both ranks get several.
 OPTIONS = ["--backend", "pytorch", "--workers", "0", "--batch-size", "4", "--chunk-size", "4", "--json"]
 
 
-def _cli() -> list[str]:
+def _cli(kill: str | None = None) -> list[str]:
+    if kill:
+        return [sys.executable, *kill_arguments(kill)]
     script = Path(sys.executable).parent / "reid-stra"
     return (
         [str(script)]
@@ -28,19 +30,18 @@ def _cli() -> list[str]:
     )
 
 
-def _torchrun(processes: int) -> list[str]:
+def _torchrun(processes: int, kill: str | None = None) -> list[str]:
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    if kill:  # every rank runs the CLI through the kill launcher (a Python script)
+        return [*run, *kill_arguments(kill)]
     script = Path(sys.executable).parent / "reid-stra"
     return [*run, "--no-python", str(script)]
 
 
 def _extract(
-    launcher: list[str], weights: Path, crops: Path, out: Path, *extra: str, kill: str | None = None
+    launcher: list[str], weights: Path, crops: Path, out: Path, *extra: str
 ) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # what torchrun gives each process
-    env.pop(KILL_ENV, None)
-    if kill:
-        env[KILL_ENV] = kill
     command = [*launcher, "extract", str(crops), "--weights", str(weights), "-o", str(out), *OPTIONS, *extra]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
@@ -81,7 +82,7 @@ def test_two_processes_write_the_one_process_file(setup, tmp_path: Path) -> None
 def test_a_killed_rank_is_resumed_by_one_process_and_one_process_by_two(setup, tmp_path: Path) -> None:
     weights, crops, reference = setup
     out = tmp_path / "resumed.npy"
-    killed = _extract(_torchrun(2), weights, crops, out, kill="extract.batch:rank1@2")
+    killed = _extract(_torchrun(2, kill="extract.batch:rank1@2"), weights, crops, out)
     assert killed.returncode != 0
     assert f"{KILL_MARK} extract.batch:rank1 #2" in killed.stderr
     assert not out.exists() and (tmp_path / "resumed.npy.partial").is_dir()
@@ -94,7 +95,7 @@ def test_a_killed_rank_is_resumed_by_one_process_and_one_process_by_two(setup, t
 
     # The other way round: one process stopped, two finish it.
     other = tmp_path / "other.npy"
-    stopped = _extract(_cli(), weights, crops, other, kill="extract.batch@5")
+    stopped = _extract(_cli(kill="extract.batch@5"), weights, crops, other)
     assert stopped.returncode != 0 and KILL_MARK in stopped.stderr
     finished = _extract(_torchrun(2), weights, crops, other, "--resume")
     assert finished.returncode == 0, finished.stderr[-2000:]

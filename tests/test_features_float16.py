@@ -4,9 +4,7 @@ search, evaluate and index, said in the sidecar; bad values and unknown types re
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 
 from reid_stra.errors import ReidError
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
-from reid_stra.utils.killpoint import KILL_ENV
+from tests.helpers.kill_launcher import killed_launcher
 
 SMALL = (64, 32)
 FAST = ["--workers", "0", "--backend", "pytorch", "--json"]
@@ -69,16 +67,13 @@ def test_the_stored_type_can_change_on_resume(
     cli, weights: Path, synthetic_root: Path, tmp_path: Path
 ) -> None:
     """Chunks are float32 whatever the final type, so a killed float32 run resumes as float16."""
-    script = Path(sys.executable).parent / "reid-stra"
-    if not script.exists():
-        pytest.skip("the reid-stra script is not installed beside this Python")
     images = synthetic_root / "bounding_box_train"
     reference = tmp_path / "reference.npy"
     _extract(cli, weights, images, reference, "--batch-size", "8")
     out = tmp_path / "g.npy"
-    command = [str(script), "extract", str(images), "--weights", str(weights), "-o", str(out), *FAST]
+    command = ["extract", str(images), "--weights", str(weights), "-o", str(out), *FAST]
     killed = subprocess.run(
-        [*command, "--batch-size", "8"], env={**os.environ, KILL_ENV: "extract.batch@3"}, capture_output=True
+        [*killed_launcher("extract.batch@3"), *command, "--batch-size", "8"], capture_output=True
     )
     assert killed.returncode != 0 and not out.exists()
     report = _extract(cli, weights, images, out, "--batch-size", "8", "--dtype", "float16", "--resume")

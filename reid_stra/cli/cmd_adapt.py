@@ -17,7 +17,7 @@ from reid_stra.cli.options import (
     WeightsFile,
     Workers,
 )
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 
 
 def register(app: typer.Typer) -> None:
@@ -130,7 +130,11 @@ def adapt(
     check_plan(plan)
     if val_root is not None:
         dataset = load_dataset(
-            val_data, val_root, splits=("query", "gallery"), **parse_dataset_options(val_data, val_data_opt)
+            val_data,
+            val_root,
+            splits=("query", "gallery"),
+            **parse_dataset_options(val_data, val_data_opt),
+            progress=progress_wanted(),
         )
         plan.val_query, plan.val_gallery = dataset.query, dataset.gallery
     cameras = None if parsed.camids is None else len({c for c in parsed.camids if c is not None})
@@ -147,7 +151,7 @@ def adapt(
         else:
             print_table("adapt plan (dry run)", ["", "value"], rows)
         return
-    card = run_adapt(plan, resume=resume, notice=info)
+    card = run_adapt(plan, resume=resume, notice=info, progress=progress_wanted())
     if card.pop("rank") != 0:
         return  # under torchrun, rank 0 reports for all processes
     final = out / "model_final.pth"

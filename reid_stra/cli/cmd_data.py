@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from reid_stra.cli.options import DataOptions, DatasetRoot, JsonOutput
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +47,9 @@ def demo_data(
         size=(height, width),
         seed=seed,
         overwrite=force,
+        progress=progress_wanted(),
     )
-    dataset = load_dataset("market1501", root)
+    dataset = load_dataset("market1501", root, progress=progress_wanted())
     rows = dataset.summary()
     if as_json:
         emit_json({"root": str(root), "data": "market1501", "splits": rows})
@@ -97,7 +98,9 @@ def datasets(
     if root is None:
         raise ReidError(f"--data {data}: --root is missing; pass --root DIR (the folder holding the dataset)")
     options = parse_dataset_options(data, data_opt)
-    dataset = load_dataset(data, root, verify_images=verify, skip_bad=skip_bad, **options)
+    dataset = load_dataset(
+        data, root, verify_images=verify, skip_bad=skip_bad, **options, progress=progress_wanted()
+    )
     rows = dataset.summary()
     if as_json:
         emit_json(

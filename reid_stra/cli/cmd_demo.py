@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from reid_stra.cli.options import JsonOutput, Workers
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 
 
 def demo(
@@ -22,7 +22,9 @@ def demo(
     """Make synthetic data, train, evaluate, embed a gallery, search a query and draw the results."""
     from reid_stra.demo import run_demo
 
-    result = run_demo(out, epochs=epochs, device=device, workers=workers, notice=info)
+    result = run_demo(
+        out, epochs=epochs, device=device, workers=workers, notice=info, progress=progress_wanted()
+    )
     if as_json:
         emit_json(result)
         return

@@ -21,12 +21,16 @@ from reid_stra.cli.options import (
     Device,
     JsonOutput,
     PrecisionChoice,
+    Rerank,
+    RerankK1,
+    RerankK2,
+    RerankLambda,
     Workers,
     chosen_precision,
     model_option,
     weights_option,
 )
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 from reid_stra.errors import ReidError
 
 _MODE_TITLES = {
@@ -84,12 +88,10 @@ def evaluate(
         True, "--normalize/--no-normalize", help="L2-normalize features before computing distances."
     ),
     flip: bool = typer.Option(False, "--flip", help="Average each image's features with its mirror's."),
-    rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (Zhong et al. 2017)."),
-    k1: int = typer.Option(20, "--k1", help="Re-ranking: k of the k-reciprocal neighbour sets."),
-    k2: int = typer.Option(6, "--k2", help="Re-ranking: neighbours averaged in the local query expansion."),
-    lambda_value: float = typer.Option(
-        0.3, "--lambda", help="Re-ranking: weight of the original distance (1 - weight of Jaccard)."
-    ),
+    rerank: Rerank = False,
+    k1: RerankK1 = 20,
+    k2: RerankK2 = 6,
+    lambda_value: RerankLambda = 0.3,
     qe: bool = typer.Option(False, "--qe", help="Alpha-weighted query expansion (fast-reid's AQE)."),
     qe_k: int = typer.Option(10, "--qe-k", help="Query expansion: neighbours averaged (self included)."),
     qe_alpha: float = typer.Option(
@@ -381,7 +383,13 @@ def _load_split(data: str | None, root: Path | None, data_opt: list[str]):
             f"{missing} is missing; evaluation needs --data NAME --root DIR "
             "(or --query-features/--gallery-features files with ids in their sidecars)"
         )
-    dataset = load_dataset(data, root, splits=("query", "gallery"), **parse_dataset_options(data, data_opt))
+    dataset = load_dataset(
+        data,
+        root,
+        splits=("query", "gallery"),
+        **parse_dataset_options(data, data_opt),
+        progress=progress_wanted(),
+    )
     if not dataset.query or not dataset.gallery:
         raise ReidError(f"--root {root}: the {data} query or gallery split is empty; check the folder")
     for warning in dataset.warnings:
@@ -407,6 +415,7 @@ def _evaluate_model(
     result = evaluate_model(
         net, dataset.query, dataset.gallery, device=device, batch_size=batch_size, workers=workers, flip=flip,
         precision=precision, keep_features=keep_features, **options,
+        progress=progress_wanted(),
     )  # fmt: skip
     source = {
         "data": dataset.name,
@@ -440,6 +449,7 @@ def _evaluate_files(query_file, gallery_file, data, root, data_opt, options, dev
         device=device,
         notice=info,
         **options,
+        progress=progress_wanted(),
     )
     return _Run(done.result, done.source, done.query, done.gallery)
 

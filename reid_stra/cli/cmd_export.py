@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from reid_stra.cli.options import DataOptions, JsonOutput, ModelName, WeightsFile
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 
 
 def register(app: typer.Typer) -> None:
@@ -142,7 +142,11 @@ def _export_int8(
     dataset = None
     if val_root is not None:  # read (and refused) before the minutes of calibration
         dataset = load_dataset(
-            val_data, val_root, splits=("query", "gallery"), **parse_dataset_options(val_data, val_data_opt)
+            val_data,
+            val_root,
+            splits=("query", "gallery"),
+            **parse_dataset_options(val_data, val_data_opt),
+            progress=progress_wanted(),
         )
     crops = expand_inputs(calibrate, "--calibrate")
     info(f"exporting {model_info['model']} ({model_info['weights']}) as int8 ONNX, calibrated on your crops")
@@ -174,7 +178,7 @@ def _export_int8(
         accuracy = {}
         for name, candidate in (("fp32", net), ("int8", int8_model)):
             info(f"evaluating {name} on {val_root}")
-            scores = evaluate_model(candidate, dataset.query, dataset.gallery)
+            scores = evaluate_model(candidate, dataset.query, dataset.gallery, progress=progress_wanted())
             accuracy[name] = {"mAP": round(scores["mAP"], 4), "rank1": round(scores["rank1"], 4)}
         record_in_metadata(result.path, "validation", {"root": str(val_root), **accuracy})
         for name, scores in accuracy.items():

@@ -19,7 +19,7 @@ from reid_stra.cli.options import (
     Workers,
     chosen_precision,
 )
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 
 
 def register(app: typer.Typer) -> None:
@@ -121,6 +121,7 @@ def extract(
             notice=info,
             ctx=ctx,
             dtype=dtype,
+            progress=progress_wanted(),
         )
     finally:
         cleanup_distributed()

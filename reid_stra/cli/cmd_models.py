@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from reid_stra.cli.options import JsonOutput
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +35,7 @@ def models(
     for model_name in names:
         get_entry(model_name)  # unknown names fail before any work
     with task_progress(
-        "measuring models" if flops else "building models", len(names), unit="model"
+        "measuring models" if flops else "building models", len(names), unit="model", show=progress_wanted()
     ) as advance:
         rows = describe_models(names, input_size=input_size, complexity=flops, advance=advance)
     if as_json:

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from reid_stra.cli.options import DataOptions, DatasetRoot, Device, JsonOutput, PrecisionChoice
-from reid_stra.cli.output import emit_json, info, print_table
+from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 
 
 def register(app: typer.Typer) -> None:
@@ -174,7 +174,8 @@ def train(
     if dry_run:
         _dry_run(plan, as_json)
         return
-    summary = run_training(plan, notice=info)  # Ctrl-C: the CLI says what was kept and how to resume
+    # Ctrl-C: the CLI says what was kept and how to resume
+    summary = run_training(plan, notice=info, progress=progress_wanted())
     if summary["rank"] != 0:
         return  # under torchrun, rank 0 reports for all processes
     if as_json:
@@ -225,7 +226,7 @@ def _dry_run(plan: Any, as_json: bool) -> None:
 
     config = plan.config
     get_entry(config.model)  # an unknown model name fails here, with a suggestion
-    dataset = load_dataset(config.data, config.root, **config.data_options)
+    dataset = load_dataset(config.data, config.root, **config.data_options, progress=progress_wanted())
     for note in [*plan.notes, *(f"warning: {w}" for w in dataset.warnings)]:  # stderr: JSON stays clean
         info(note)
     if as_json:

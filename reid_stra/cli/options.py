@@ -84,6 +84,24 @@ IdPattern = Annotated[
     ),
 ]
 
+# k-reciprocal re-ranking (evaluate, search); the library's defaults: metrics.rerank.RerankSettings.
+Rerank = Annotated[
+    bool,
+    typer.Option(
+        "--rerank",
+        help="k-reciprocal re-ranking (Zhong et al. 2017) over the query and gallery images alone "
+        "(no labels): the largest gain measured on cameras the model never saw.",
+    ),
+]
+RerankK1 = Annotated[int, typer.Option("--k1", help="Re-ranking: k of the k-reciprocal neighbour sets.")]
+RerankK2 = Annotated[
+    int, typer.Option("--k2", help="Re-ranking: neighbours averaged in the local query expansion.")
+]
+RerankLambda = Annotated[
+    float,
+    typer.Option("--lambda", help="Re-ranking: weight of the original distance (1 - weight of Jaccard)."),
+]
+
 
 def chosen_precision(requested: str, device: str, *, training: bool = False):
     """Resolve ``--precision`` for ``device`` and say once which arithmetic runs and why."""

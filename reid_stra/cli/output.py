@@ -30,6 +30,15 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
+PROGRESS_ENV = "REID_STRA_NO_PROGRESS"
+
+
+def progress_wanted() -> bool:
+    """Progress bars on stderr unless ``REID_STRA_NO_PROGRESS=1`` (the documented switch for logs
+    and test suites); read here, once per command, and passed to the library as ``progress``."""
+    return os.environ.get(PROGRESS_ENV, "") in ("", "0")
+
+
 def emit_json(obj: Any) -> None:
     """Write one JSON document to stdout (plain print: rich would wrap long lines)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")

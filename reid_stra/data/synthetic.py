@@ -98,6 +98,7 @@ def make_synthetic_dataset(
     num_distractors: int | None = None,
     num_junk: int | None = None,
     overwrite: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Write a synthetic Market-1501-layout dataset under ``root`` and return ``root``.
 
@@ -125,7 +126,7 @@ def make_synthetic_dataset(
     # interrupted run never leaves a half-written dataset that looks complete.
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root))
     try:
-        counts = _write_all(staging, params)
+        counts = _write_all(staging, params, progress)
         for name in SPLIT_FOLDERS:
             if (root / name).exists():
                 shutil.rmtree(root / name)
@@ -209,7 +210,7 @@ def _is_same_dataset(root: Path, params: dict[str, Any]) -> bool:
     return True
 
 
-def _write_all(out: Path, params: dict[str, Any]) -> dict[str, int]:
+def _write_all(out: Path, params: dict[str, Any], progress: bool) -> dict[str, int]:
     """Draw every image of the dataset into ``out``; return the image count per split folder."""
     seed, cameras, per_cam = params["seed"], params["cameras"], params["images_per_id_cam"]
     height, width = params["size"]
@@ -237,7 +238,7 @@ def _write_all(out: Path, params: dict[str, Any]) -> dict[str, int]:
     for name in SPLIT_FOLDERS:
         (out / name).mkdir()
     counts = dict.fromkeys(SPLIT_FOLDERS, 0)
-    with task_progress("synthetic data", total=len(jobs), unit="img") as advance:
+    with task_progress("synthetic data", total=len(jobs), unit="img", show=progress) as advance:
         for folder, pid, cam, look, stream, k in jobs:
             rng = np.random.default_rng([seed, stream, pid + 1, cam, k])
             image = _render(look, cams[cam], rng, (height, width), junk=stream == _JUNK)

@@ -77,12 +77,17 @@ FINAL = "model_final.pth"
 
 
 def adapt(
-    plan: AdaptPlan, *, resume: bool = False, notice: Notice = silent, stop_after_rounds: int | None = None
+    plan: AdaptPlan,
+    *,
+    resume: bool = False,
+    notice: Notice = silent,
+    stop_after_rounds: int | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run (or continue) the adaptation; returns the card and this process's ``rank`` (0 alone).
 
     ``stop_after_rounds`` ends this call after that many rounds, as a kill between rounds would
-    (time-boxed jobs); the run continues with ``resume=True``.
+    (time-boxed jobs); the run continues with ``resume=True``. ``progress`` shows bars (rank 0).
     """
     check_plan(plan)
     ctx = init_distributed(plan.config.device)
@@ -92,16 +97,19 @@ def adapt(
                 f"--batch-size {plan.config.batch_size}: must divide evenly over {ctx.world_size} processes"
             )
         if not ctx.is_main:
-            return _AdaptRun(plan, ctx, resume, silent).fit(stop_after_rounds)
+            return _AdaptRun(plan, ctx, resume, silent, progress).fit(stop_after_rounds)
         plan.out_dir.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(plan.out_dir / ckpt.LAST):
-            return _AdaptRun(plan, ctx, resume, notice).fit(stop_after_rounds)
+            return _AdaptRun(plan, ctx, resume, notice, progress).fit(stop_after_rounds)
     finally:
         cleanup_distributed()
 
 
 class _AdaptRun:
-    def __init__(self, plan: AdaptPlan, ctx: DistContext, resume: bool, notice: Notice) -> None:
+    def __init__(
+        self, plan: AdaptPlan, ctx: DistContext, resume: bool, notice: Notice, progress: bool = True
+    ) -> None:
+        self.show_progress = progress and ctx.is_main
         self.plan, self.config, self.notice, self.ctx = plan, plan.config, notice, ctx
         self.out_dir = plan.out_dir
         self.device = ctx.device
@@ -265,7 +273,7 @@ class _AdaptRun:
             batch_size=self.config.batch_size_extract,
             workers=self.config.workers,
             device=self.device,
-            progress=self.ctx.is_main,
+            progress=self.show_progress,
         )
         return np.concatenate(all_gather_objects(self.ctx, result.features))
 
@@ -309,7 +317,7 @@ class _AdaptRun:
         self.model.train()
         total, done, epoch = 0.0, 0, 0
         with task_progress(
-            f"{title}: training", total=config.iters, unit="batch", show=self.ctx.is_main
+            f"{title}: training", total=config.iters, unit="batch", show=self.show_progress
         ) as advance:
             while done < config.iters:
                 loader.sampler.set_epoch(epoch)
@@ -360,6 +368,7 @@ class _AdaptRun:
             device=self.device,
             batch_size=self.config.batch_size_extract,
             workers=self.config.workers,
+            progress=self.show_progress,
         )
         self.model.eval()
         barrier(self.ctx)

@@ -12,6 +12,7 @@ from reid_stra.data import load_dataset
 from reid_stra.data.loading import build_train_loader, reraise_worker_errors
 from reid_stra.data.transforms import build_train_transform
 from reid_stra.engine.config import TrainConfig
+from reid_stra.engine.optim import build_optimizer, build_scheduler
 from reid_stra.errors import ReidError
 from reid_stra.models import build_model, load_weights, shipped_weights
 from reid_stra.utils.distributed import DistContext
@@ -187,3 +188,40 @@ def reraise_worker_errors_in(loader):
 
     with reraise_worker_errors():
         yield from loader
+
+
+def build_optimization(model: nn.Module, criterion: nn.Module, config: TrainConfig) -> tuple[Any, Any]:
+    """The run's optimizer over the model's (and loss's) parameter groups, and its lr schedule."""
+    optimizer = build_optimizer(
+        param_groups(model, criterion, config),
+        name=config.optimizer,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        betas=(0.9, config.adam_beta2),
+    )
+    scheduler = build_scheduler(
+        optimizer,
+        schedule=config.scheduler,
+        epochs=config.epochs,
+        step_size=config.step_size,
+        milestones=config.milestones,
+        gamma=config.gamma,
+        warmup_epochs=config.warmup_epochs,
+        warmup_factor=config.warmup_factor,
+        min_lr_factor=config.min_lr_factor,
+    )
+    return optimizer, scheduler
+
+
+def seed_loader_epoch(loader: Any, seed: int, epoch: int, rank: int) -> None:
+    """Select ``epoch``'s sample order and worker seeds, independent of earlier epochs.
+
+    The sampler's order is a function of (seed, epoch); worker seeds are drawn from the loader's
+    generator, so it is re-keyed to (seed, epoch, rank): a resumed run's workers then draw the
+    same augmentations as the uninterrupted run's (with ``workers=0`` augmentation uses the
+    process's own random state, which the checkpoint restores).
+    """
+    loader.sampler.set_epoch(epoch)
+    loader.generator.manual_seed((seed * 1_000_003 + epoch) * 1_009 + rank)

@@ -8,6 +8,7 @@ config's weights and also returns each part, so the metrics log shows what is be
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -182,3 +183,29 @@ class ReidLoss(nn.Module):
         if logits is not None:
             logged["acc"] = (logits.detach().argmax(dim=1) == targets).float().mean()
         return total, logged
+
+
+class ModelWithLoss(nn.Module):
+    """Model + loss as one module, so DDP also averages the gradients of loss parameters (centers)."""
+
+    def __init__(self, model: nn.Module, criterion: ReidLoss) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(
+        self, images: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = self.model(images)
+        # The losses run in float32 whatever the model's autocast: logits and features cast up.
+        out = {key: _to_float(value) for key, value in out.items()}
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            return self.criterion(out, targets)
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.float()
+    if isinstance(value, list):
+        return [_to_float(v) for v in value]
+    return value

@@ -20,9 +20,9 @@ bit-identical; split apart they would share that state through arguments.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -34,30 +34,28 @@ from reid_stra.data.datasets.holdout import hold_out_ids
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.builders import (
     build_loader,
+    build_optimization,
     build_train_model,
     fixbase_layers,
     is_under,
     load_train_dataset,
     metric_feature_dim,
     new_layer_names,
-    param_groups,
     reraise_worker_errors_in,
-)
-from reid_stra.engine.config import (
-    save_config,
+    seed_loader_epoch,
 )
 from reid_stra.engine.distributed import (
     all_reduce_sums,
     gather_rng_states,
     seed_everything,
 )
+from reid_stra.engine.hooks import TrainerHook
 from reid_stra.engine.interruption import resumable
-from reid_stra.engine.losses import LossWeights, ReidLoss
-from reid_stra.engine.optim import build_optimizer, build_scheduler
-from reid_stra.engine.run_log import epoch_line, read_metrics
-from reid_stra.engine.run_plan import CONFIG, FINAL, INDICES_DIR, METRICS, RUN_FILES, TEST, RunPlan, plan_run
+from reid_stra.engine.losses import LossWeights, ModelWithLoss, ReidLoss
+from reid_stra.engine.run_folder import RunFolder
+from reid_stra.engine.run_log import epoch_line
+from reid_stra.engine.run_plan import TEST, RunPlan, plan_run
 from reid_stra.errors import Interrupted, ReidError
-from reid_stra.models import save_weights
 from reid_stra.retrieval.evaluation import evaluate_model
 from reid_stra.utils.atomic import atomic_write_text, exclusive_lock
 from reid_stra.utils.distributed import (
@@ -66,17 +64,24 @@ from reid_stra.utils.distributed import (
     cleanup_distributed,
     init_distributed,
 )
-from reid_stra.utils.killpoint import kill_point
 from reid_stra.utils.notice import Notice, silent
 from reid_stra.utils.precision import resolve_precision
 from reid_stra.utils.progress import task_progress
 
 
-def train(plan: RunPlan, *, notice: Notice = silent, stop_after_epochs: int | None = None) -> dict[str, Any]:
+def train(
+    plan: RunPlan,
+    *,
+    notice: Notice = silent,
+    stop_after_epochs: int | None = None,
+    hooks: Sequence[TrainerHook] = (),
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run (or continue) training as planned; return a summary of the run.
 
     ``stop_after_epochs`` ends this call after that many epochs, like a kill between epochs
-    would (for tests and time-boxed jobs); the run is resumable from there.
+    would (for time-boxed jobs); the run is resumable from there. ``hooks`` are called around
+    every step and epoch; ``progress`` shows bars (on rank 0).
     """
     ctx = init_distributed(plan.config.device)
     try:
@@ -85,36 +90,10 @@ def train(plan: RunPlan, *, notice: Notice = silent, stop_after_epochs: int | No
             notice(note)
         if ctx.is_main:
             with exclusive_lock(plan.out_dir / ckpt.LAST):
-                return TrainingRun(plan, ctx, notice).fit(stop_after_epochs)
-        return TrainingRun(plan, ctx, notice).fit(stop_after_epochs)
+                return TrainingRun(plan, ctx, notice, hooks, progress).fit(stop_after_epochs)
+        return TrainingRun(plan, ctx, notice, hooks, progress).fit(stop_after_epochs)
     finally:
         cleanup_distributed()
-
-
-class _TrainStep(nn.Module):
-    """Model + loss as one module, so DDP also averages the gradients of loss parameters (centers)."""
-
-    def __init__(self, model: nn.Module, criterion: ReidLoss) -> None:
-        super().__init__()
-        self.model = model
-        self.criterion = criterion
-
-    def forward(
-        self, images: torch.Tensor, targets: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = self.model(images)
-        # The losses run in float32 whatever the model's autocast: logits and features cast up.
-        out = {key: _to_float(value) for key, value in out.items()}
-        with torch.autocast(device_type=images.device.type, enabled=False):
-            return self.criterion(out, targets)
-
-
-def _to_float(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.float()
-    if isinstance(value, list):
-        return [_to_float(v) for v in value]
-    return value
 
 
 class TrainingRun:
@@ -124,8 +103,17 @@ class TrainingRun:
     times exactly the step training runs.
     """
 
-    def __init__(self, plan: RunPlan, ctx: DistContext, notice: Notice) -> None:
+    def __init__(
+        self,
+        plan: RunPlan,
+        ctx: DistContext,
+        notice: Notice,
+        hooks: Sequence[TrainerHook] = (),
+        progress: bool = True,
+    ) -> None:
         self.plan, self.ctx, self.notice = plan, ctx, notice
+        self.hooks = tuple(hooks)
+        self.show_progress = progress and ctx.is_main
         self.config = config = plan.config
         self.out_dir = plan.out_dir
         self.device = ctx.device
@@ -162,29 +150,10 @@ class TrainingRun:
             num_classes=self.dataset.num_train_pids,
             feat_dim=metric_feature_dim(self.model),
         ).to(self.device)
-        self.step_module = _TrainStep(self.model, self.criterion)
+        self.step_module = ModelWithLoss(self.model, self.criterion)
         # Parameters the model freezes by design (the BNNeck bias) stay frozen in every phase.
         self.always_frozen = {id(p) for p in self.step_module.parameters() if not p.requires_grad}
-        self.optimizer = build_optimizer(
-            param_groups(self.model, self.criterion, config),
-            name=config.optimizer,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-            betas=(0.9, config.adam_beta2),
-        )
-        self.scheduler = build_scheduler(
-            self.optimizer,
-            schedule=config.scheduler,
-            epochs=config.epochs,
-            step_size=config.step_size,
-            milestones=config.milestones,
-            gamma=config.gamma,
-            warmup_epochs=config.warmup_epochs,
-            warmup_factor=config.warmup_factor,
-            min_lr_factor=config.min_lr_factor,
-        )
+        self.optimizer, self.scheduler = build_optimization(self.model, self.criterion, config)
         # Mixed precision: autocast for the model's forward only; losses, BatchNorm statistics and
         # the optimizer stay float32. fp16 (CUDA) needs the gradient scaler, bf16 does not.
         requested = config.precision if config.amp or config.precision != "auto" else "fp32"
@@ -194,9 +163,7 @@ class TrainingRun:
         self.loader = build_loader(config, self.dataset, ctx, self.per_rank_batch, self.device)
         self.new_layers = fixbase_layers(self.model, config) if config.fixbase_epochs else ()
         self.start_epoch = 0
-        self.best_map: float | None = None
-        self.best_epoch: int | None = None
-        self.history: list[dict[str, Any]] = []
+        self.folder = RunFolder(plan)  # what rank 0 writes: metrics, checkpoints, the final model
         # Rank-specific streams for augmentation; restored from the checkpoint when resuming.
         seed_everything(config.seed + 1 + ctx.rank)
         if plan.checkpoint is not None:
@@ -218,8 +185,7 @@ class TrainingRun:
         if checkpoint.get("sampler"):
             self.loader.sampler.load_state_dict(checkpoint["sampler"])
         self.start_epoch = int(checkpoint["epoch"])
-        self.best_map = checkpoint.get("best_mAP")
-        self.best_epoch = checkpoint.get("best_epoch")
+        self.folder.restore(checkpoint, read_history=self.ctx.is_main)
         rng = checkpoint.get("rng") or []
         saved_world = checkpoint.get("world_size", 1)
         if len(rng) > self.ctx.rank and saved_world == self.ctx.world_size:
@@ -229,28 +195,11 @@ class TrainingRun:
                 f"resuming with {self.ctx.world_size} process(es) instead of {saved_world}: "
                 "random augmentation will not repeat the interrupted run exactly"
             )
-        if self.ctx.is_main:
-            self.history = read_metrics(self.out_dir / METRICS, upto_epoch=self.start_epoch)
-
-    def _prepare_out_dir(self) -> None:
-        """Fresh runs: remove an overwritten run's files, then save the resolved config."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.plan.checkpoint is None:
-            for name in (*RUN_FILES, f"{ckpt.LAST}.damaged", f"{ckpt.PREV}.damaged"):
-                (self.out_dir / name).unlink(missing_ok=True)
-        for stale in self.out_dir.glob(".*.tmp"):  # a killed process's unfinished writes (we hold the lock)
-            stale.unlink(missing_ok=True)
-            if (self.out_dir / INDICES_DIR).is_dir():
-                for stale in (self.out_dir / INDICES_DIR).glob("*.json"):
-                    stale.unlink()
-        save_config(self.config, self.out_dir / CONFIG, recipe=self.plan.recipe)
-
-    # -- the loop -------------------------------------------------------------------------------
 
     def fit(self, stop_after_epochs: int | None) -> dict[str, Any]:
         config = self.config
         if self.ctx.is_main:
-            self._prepare_out_dir()
+            self.folder.prepare()
         barrier(self.ctx)
         validation = all(self.val_split) and config.eval_every > 0
         if config.eval_every > 0 and not validation:
@@ -271,19 +220,24 @@ class TrainingRun:
             if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
                 break
             with resumable(partial(self._interrupted, epoch)):
+                for hook in self.hooks:
+                    hook.before_epoch(epoch)
                 record = self._train_epoch(epoch)
                 last = epoch + 1 == config.epochs
                 if validation and ((epoch + 1) % config.eval_every == 0 or last):
                     record.update(self._validate())
             self.scheduler.step()
             self._end_epoch(epoch, record)  # an interrupt here: the checkpoint write is atomic
+            for hook in self.hooks:
+                hook.after_epoch(epoch, record)
             epochs_run += 1
         finished = self.start_epoch + epochs_run >= config.epochs
         test = self._test() if finished and self.test_split and all(self.test_split) else None
         if finished and self.ctx.is_main:
-            self._export_final()
+            self.folder.export_final(self.model)
         barrier(self.ctx)
-        return {**self._summary(finished), "test": test}
+        summary = self.folder.summary(finished, self.start_epoch)
+        return {**summary, "rank": self.ctx.rank, "world_size": self.ctx.world_size, "test": test}
 
     def _interrupted(self, epoch: int) -> Interrupted:
         """What a stop during ``epoch`` keeps: the checkpoint of the epochs before it."""
@@ -342,7 +296,8 @@ class TrainingRun:
             for batch, (images, pids, _camids, indices) in enumerate(reraise_worker_errors_in(self.loader)):
                 data_wait += time.perf_counter() - batch_start
                 loss, parts = self.train_step(step, images, pids)
-                kill_point("train.batch")
+                for hook in self.hooks:
+                    hook.after_step(epoch, batch)
                 n = images.shape[0]
                 images_seen += n
                 for key, value in (("loss", loss.detach()), *parts.items()):
@@ -358,7 +313,7 @@ class TrainingRun:
                 batch_start = time.perf_counter()
         elapsed = time.perf_counter() - started
         if config.log_indices:
-            self._write_indices(epoch, seen_indices)
+            self.folder.write_indices(epoch, self.ctx.rank, self.model, seen_indices)
         host = {key: value.item() for key, value in sums.items()}
         totals = all_reduce_sums(self.ctx, {**host, "_images": float(images_seen), "_wait": data_wait})
         count = max(1.0, totals.pop("_images"))
@@ -397,7 +352,7 @@ class TrainingRun:
         """A bar with loss, accuracy, img/s and ETA on rank 0; silent elsewhere."""
         title = f"epoch {epoch + 1}/{self.config.epochs}" + (" (fixbase)" if frozen else "")
         total = len(self.loader) * self.per_rank_batch * self.ctx.world_size
-        return task_progress(title, total=total, unit="img", show=self.ctx.is_main)
+        return task_progress(title, total=total, unit="img", show=self.show_progress)
 
     def _test(self) -> dict[str, Any]:
         """The dataset's query/gallery, once, after a run validated on held-out ids (``test.json``)."""
@@ -423,6 +378,7 @@ class TrainingRun:
                 device=self.device,
                 batch_size=self.config.eval_batch_size,
                 workers=self.config.workers,
+                progress=self.show_progress,
             )
             cmc = np.asarray(metrics["cmc"])
             result = {
@@ -438,15 +394,7 @@ class TrainingRun:
         """Log the epoch, then checkpoint it (so a kill between the two repeats the epoch)."""
         rng_states = gather_rng_states(self.ctx)
         if self.ctx.is_main:
-            improved = "mAP" in record and (self.best_map is None or record["mAP"] > self.best_map)
-            if improved:
-                self.best_map, self.best_epoch = record["mAP"], epoch + 1
-            self.history.append(record)
-            atomic_write_text(self.out_dir / METRICS, "".join(json.dumps(r) + "\n" for r in self.history))
-            state = self._state(epoch + 1, rng_states)
-            ckpt.save_training_checkpoint(self.out_dir, state)
-            if improved:
-                ckpt.save_best_checkpoint(self.out_dir, state)
+            self.folder.end_epoch(epoch, record, lambda: self._state(epoch + 1, rng_states))
             self.notice(epoch_line(record, self.config.epochs))
         barrier(self.ctx)
 
@@ -468,78 +416,9 @@ class TrainingRun:
             "epoch": epochs_done,
             "config": self.config.to_dict(),
             "recipe": self.plan.recipe,
-            "best_mAP": self.best_map,
-            "best_epoch": self.best_epoch,
+            "best_mAP": self.folder.best_map,
+            "best_epoch": self.folder.best_epoch,
         }
-
-    def _export_final(self) -> None:
-
-        last = self.history[-1] if self.history else {}
-        meta = {
-            "dataset": self.config.data,
-            "epochs": self.config.epochs,
-            "recipe": self.plan.recipe,
-            "final": {k: v for k, v in last.items() if isinstance(v, (int, float))},
-            "best_mAP": self.best_map,
-            "best_epoch": self.best_epoch,
-        }
-        self.model.eval()
-        save_weights(self.model, self.out_dir / FINAL, meta=meta)
-
-    def _write_indices(self, epoch: int, indices: list[int]) -> None:
-        """Debug record (``log_indices``): the samples this rank trained on in ``epoch`` and a
-        digest of its parameters after the epoch, so tests can check DDP's bookkeeping."""
-        path = self.out_dir / INDICES_DIR / f"epoch{epoch + 1}_rank{self.ctx.rank}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Parameters only: DDP keeps each rank's BatchNorm statistics (rank 0's are saved).
-        params = dict(self.model.named_parameters())
-        record = {"indices": indices, "params_sha256": tensors_digest(params)}
-        atomic_write_text(path, json.dumps(record))
-
-    def _summary(self, finished: bool) -> dict[str, Any]:
-        last = self.history[-1] if self.history else {}
-        out = self.out_dir
-        return {
-            "out": str(out),
-            "rank": self.ctx.rank,
-            "world_size": self.ctx.world_size,
-            "finished": finished,
-            "epochs_done": int(last.get("epoch", self.start_epoch)),
-            "epochs": self.config.epochs,
-            "final": last,
-            "best_mAP": self.best_map,
-            "best_epoch": self.best_epoch,
-            "checkpoint": str(out / ckpt.LAST),
-            "best_checkpoint": str(out / ckpt.BEST) if (out / ckpt.BEST).exists() else None,
-            "model_final": str(out / FINAL) if finished else None,
-            "metrics_log": str(out / METRICS),
-            "config": str(out / CONFIG),
-        }
-
-
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def seed_loader_epoch(loader: Any, seed: int, epoch: int, rank: int) -> None:
-    """Select ``epoch``'s sample order and worker seeds, independent of earlier epochs.
-
-    The sampler's order is a function of (seed, epoch); worker seeds are drawn from the loader's
-    generator, so it is re-keyed to (seed, epoch, rank): a resumed run's workers then draw the
-    same augmentations as the uninterrupted run's (with ``workers=0`` augmentation uses the
-    process's own random state, which the checkpoint restores).
-    """
-    loader.sampler.set_epoch(epoch)
-    loader.generator.manual_seed((seed * 1_000_003 + epoch) * 1_009 + rank)
-
-
-def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over named tensors, in name order: equal digests mean bit-identical tensors."""
-
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 __all__ = [
@@ -548,6 +427,4 @@ __all__ = [
     "plan_run",
     "train",
     "new_layer_names",
-    "seed_loader_epoch",
-    "tensors_digest",
 ]

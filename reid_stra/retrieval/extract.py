@@ -28,6 +28,7 @@ from reid_stra.data.loading import ImageDataset
 from reid_stra.data.transforms import normalize_batch, resize_to_uint8
 from reid_stra.errors import ReidError
 from reid_stra.models.cfg import PretrainedCfg
+from reid_stra.retrieval.features import FeatureMeta
 from reid_stra.utils.device import resolve_device
 from reid_stra.utils.precision import Precision
 from reid_stra.utils.progress import task_progress
@@ -68,6 +69,12 @@ class Preprocess:
         """The model's own input size, mean and std (``input_size`` overrides the size)."""
         size = tuple(int(v) for v in (input_size or cfg.input_size))
         return cls(size, cfg.mean, cfg.std, flip, normalize, precision)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_meta(cls, meta: FeatureMeta, precision: str = "fp32") -> Preprocess:
+        """What a feature file's images went through, so queries are embedded the same way."""
+        size = tuple(int(v) for v in meta.input_size)
+        return cls(size, tuple(meta.mean), tuple(meta.std), meta.flip, meta.normalized, precision)  # type: ignore[arg-type]
 
 
 class _ImageFiles(Dataset):

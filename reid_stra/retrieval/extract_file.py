@@ -35,7 +35,6 @@ from reid_stra.retrieval.features import DTYPES, FeatureMeta, features_path, sav
 from reid_stra.retrieval.ids import IdSource
 from reid_stra.utils.atomic import atomic_save_npy, atomic_write_json, exclusive_lock
 from reid_stra.utils.distributed import DistContext, all_gather_objects, broadcast_from_main
-from reid_stra.utils.killpoint import kill_point
 from reid_stra.utils.notice import Notice, silent
 
 PARTIAL_FORMAT = "reid-stra-partial-extraction"
@@ -144,7 +143,6 @@ def extract_to_file(
                 skip_bad,
                 progress,
                 optimize,
-                ctx.rank,
             )
         except BaseException as exc:
             kept = sum(end - start for start, end in chunks if _chunk_ok(partial, start, end))
@@ -200,7 +198,6 @@ def _extract_chunks(
     skip_bad: bool,
     progress: bool,
     optimize: bool,
-    rank: int = 0,
 ) -> None:
     """Run the model over the pending chunks (one DataLoader), saving each chunk as it completes."""
     if not pending:
@@ -226,7 +223,6 @@ def _extract_chunks(
     for (start, end), batch in zip(owner, stream, strict=False):
         parts = collected.setdefault(start, [])
         parts.append(batch)
-        kill_point("extract.batch", f"rank{rank}")
         if sum(len(b.kept) + len(b.failures) for b in parts) == end - start:
             _save_chunk(partial, start, end, parts)
             del collected[start]

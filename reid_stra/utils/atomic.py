@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from reid_stra.errors import ReidError
-from reid_stra.utils.killpoint import kill_point
 
 
 @contextlib.contextmanager
@@ -35,7 +34,6 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(handle.fileno())
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
-        kill_point("atomic.before_replace", path.name)  # tests: die with the new version unpublished
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:

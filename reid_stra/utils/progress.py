@@ -5,14 +5,13 @@ Library code reports progress through :func:`task_progress`; bars go to stderr s
 CI, Slurm logs) a bar would only be drawn at the end, so plain lines are printed instead, as
 torchreid and fast-reid do: one at the first step, then at every tenth of the total (or every
 ``PLAIN_EVERY`` items when the total is unknown), with count, rate, elapsed time, ETA and the
-task's latest info (the trainer's loss). ``set_progress_enabled(False)`` (or the
-environment variable ``REID_STRA_NO_PROGRESS=1``) silences them, e.g. in tests.
+task's latest info (the trainer's loss). Whether to show them is the caller's choice
+(``show``; the library functions take ``progress``): this module keeps no switch of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,13 +29,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-_enabled = os.environ.get("REID_STRA_NO_PROGRESS", "") in ("", "0")
 _stderr = Console(stderr=True)
-
-
-def set_progress_enabled(enabled: bool) -> None:
-    global _enabled
-    _enabled = enabled
 
 
 class _RateColumn(ProgressColumn):
@@ -104,7 +97,7 @@ def task_progress(
 ) -> Iterator[Advance]:
     """Yield ``advance(n=1, info="")``; shows a bar with count, rate, elapsed time and ETA
     (``show=False``: a silent one, for callers asked for no progress)."""
-    if not (_enabled and show):
+    if not show:
         yield lambda n=1, info="": None
         return
     if not _stderr.is_terminal:

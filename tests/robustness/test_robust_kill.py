@@ -1,16 +1,16 @@
 """kill -9 at random moments: the rerun finishes with the uninterrupted result, no file is ever corrupt.
 
 Each test starts the real command in a subprocess that kills itself (SIGKILL) at a seeded random
-point of its progress (the kill hook, ``reid_stra.utils.killpoint``: never a clock), checks
+point of its progress (``tests/helpers/kill_launcher.py``: never a clock), checks
 that every output is either absent or a complete, valid version, then reruns and compares.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +18,15 @@ import pytest
 
 from reid_stra.retrieval.features import FeatureMeta, load_features, save_features
 from reid_stra.utils.atomic import exclusive_lock
-from reid_stra.utils.killpoint import KILL_ENV, KILL_MARK
+from tests.helpers.kill_launcher import KILL_MARK, killed_launcher
 from tests.helpers.robust import ENV, LAUNCHER, SIZE, assert_clean_error, debris
 
 
-def _kill_at(command: list[str], point: str) -> None:
-    """Run ``command`` with the kill hook at ``point``; assert it died there, by SIGKILL."""
+def _kill_at(args: list[str], point: str) -> None:
+    """Run the CLI with ``args``, killed at ``point``; assert it died there, by SIGKILL."""
     process = subprocess.run(
-        command,
-        env={**ENV, KILL_ENV: point},
+        killed_launcher(point) + args,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=300,  # hang guard
@@ -51,7 +51,7 @@ def test_extract_killed_at_random_moments(synthetic_root: Path, tmp_path: Path) 
     batches = len(list((synthetic_root / "bounding_box_test").glob("*.jpg"))) // 4
     points = [f"extract.batch@{rng.randint(1, max(1, batches))}", "atomic.before_replace:feats.npy@1"]
     for attempt, point in enumerate(points):
-        _kill_at(LAUNCHER + args + (["--resume"] if attempt else []), point)
+        _kill_at(args + (["--resume"] if attempt else []), point)
         if out.exists():  # the only version ever written is the complete one
             np.testing.assert_array_equal(load_features(out)[0], reference)
     resumed = _run(args + ["--resume"])
@@ -64,24 +64,13 @@ def test_extract_killed_at_random_moments(synthetic_root: Path, tmp_path: Path) 
 def test_chunked_extraction_resumes_after_kill(synthetic_root: Path, tmp_path: Path) -> None:
     """Small chunks, so kills land between saved chunks and --resume reuses them."""
     paths = sorted(str(p) for p in (synthetic_root / "bounding_box_train").glob("*.jpg"))[:24]
-    script = (
-        "import sys, torch; torch.set_num_threads(1)\n"
-        "from reid_stra.models import load_model\n"
-        "from reid_stra.retrieval.extract_file import extract_to_file\n"
-        "model, info = load_model(None, None, device='cpu')\n"
-        "paths = open(sys.argv[1]).read().split('\\n')\n"
-        "s = extract_to_file(model, info, paths, sys.argv[2], resume=sys.argv[3] == '1', workers=0,\n"
-        "    input_size=(64, 32), batch_size=2, chunk_size=4, progress=False)\n"
-        "print(s.reused)\n"
-    )
-    listing = tmp_path / "paths.txt"
-    listing.write_text("\n".join(paths))
 
     def extract(out: Path, resume: bool, point: str | None = None):
-        command = [sys.executable, "-c", script, str(listing), str(out), "1" if resume else "0"]
+        args = ["extract", *paths, "-o", str(out), "--batch-size", "2", "--chunk-size", "4", "--json", *SIZE]
+        args += ["--resume"] if resume else []
         if point is None:
-            return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
-        _kill_at(command, point)
+            return _run(args)
+        _kill_at(args, point)
         return None
 
     reference_run = extract(tmp_path / "reference.npy", resume=False)
@@ -97,7 +86,7 @@ def test_chunked_extraction_resumes_after_kill(synthetic_root: Path, tmp_path: P
         assert not out.exists()
     final = extract(out, resume=True)
     assert final.returncode == 0, final.stderr
-    assert int(final.stdout.strip()) > 0, "the resumed run reused no finished chunk"
+    assert json.loads(final.stdout)["reused"] > 0, "the resumed run reused no finished chunk"
     np.testing.assert_array_equal(load_features(out)[0], reference)
     assert not (tmp_path / "feats.npy.partial").exists()
 
@@ -117,7 +106,7 @@ def test_index_build_killed_at_random_moments(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     reference = (reference_dir / "g.faiss").read_bytes()
     for point in ("atomic.before_replace:g.faiss@1", "atomic.before_replace:g.faiss.json@1"):
-        _kill_at(LAUNCHER + ["index", "build", str(features)], point)
+        _kill_at(["index", "build", str(features)], point)
         index = tmp_path / "g.faiss"
         assert not index.exists() or index.read_bytes() == reference  # never a half-written index
     rebuilt = _run(["index", "build", str(features)])
@@ -148,6 +137,6 @@ def test_two_writers_of_one_output_fail_clearly(
 def test_lock_dies_with_a_killed_writer(gallery_features: Path, synthetic_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "feats.npy"
     args = ["extract", str(synthetic_root / "query"), "-o", str(out), *SIZE]
-    _kill_at(LAUNCHER + args, "extract.batch@1")  # killed while holding the lock
+    _kill_at(args, "extract.batch@1")  # killed while holding the lock
     done = _run(args)  # no stale lock: the next run just works
     assert done.returncode == 0, done.stderr

@@ -16,7 +16,7 @@ import torch
 
 from reid_stra.engine.checkpoint import load_training_checkpoint
 from reid_stra.engine.trainer import plan_run, train
-from reid_stra.utils.killpoint import KILL_ENV, KILL_MARK
+from tests.helpers.kill_launcher import KILL_MARK, killed_launcher
 from tests.helpers.robust import ENV, LAUNCHER
 from tests.helpers.training import TINY
 
@@ -35,10 +35,10 @@ def _cli_args(root: Path, out: Path) -> list[str]:
 
 
 def _killed_at(out: Path, root: Path, point: str) -> None:
-    """Run the CLI with the kill hook at ``point``; assert it died there by SIGKILL, files intact."""
+    """Run the CLI killed at ``point``; assert it died there by SIGKILL, files intact."""
     process = subprocess.run(
-        LAUNCHER + _cli_args(root, out),
-        env={**_train_env(), KILL_ENV: point},
+        killed_launcher(point) + _cli_args(root, out),
+        env=_train_env(),
         capture_output=True,
         timeout=600,  # only a guard against a hang: the kill point decides what is exercised
     )

@@ -41,11 +41,13 @@ def add_query_gallery_warnings(dataset: ReidDataset) -> None:
         )
 
 
-def verify_images(paths: Iterable[str | os.PathLike | Sample]) -> list[tuple[str, str]]:
+def verify_images(
+    paths: Iterable[str | os.PathLike | Sample], progress: bool = True
+) -> list[tuple[str, str]]:
     """Decode every image (through :func:`read_image`); return ``(path, reason)`` for bad ones."""
     items = [p.path if isinstance(p, Sample) else str(p) for p in paths]
     bad: list[tuple[str, str]] = []
-    with task_progress("verifying images", total=len(items), unit="img") as advance:
+    with task_progress("verifying images", total=len(items), unit="img", show=progress) as advance:
         for path in items:
             try:
                 read_image(path)
@@ -56,9 +58,11 @@ def verify_images(paths: Iterable[str | os.PathLike | Sample]) -> list[tuple[str
     return bad
 
 
-def verify_dataset(dataset: ReidDataset, skip_bad: bool, wanted: Sequence[str]) -> None:
+def verify_dataset(
+    dataset: ReidDataset, skip_bad: bool, wanted: Sequence[str], progress: bool = True
+) -> None:
     everything = [s for samples in dataset.splits().values() for s in samples]
-    bad = verify_images(everything)
+    bad = verify_images(everything, progress)
     if not bad:
         return
     if not skip_bad:

@@ -61,6 +61,7 @@ def load_dataset(
     verify_images: bool = False,
     skip_bad: bool = False,
     splits: Sequence[str] = SPLITS,
+    progress: bool = True,
     **options: Any,
 ) -> ReidDataset:
     """Read dataset ``name`` under ``root``.
@@ -68,8 +69,8 @@ def load_dataset(
     ``splits`` limits which of train/query/gallery are read (the others stay empty), e.g.
     evaluation needs only query and gallery. ``verify_images`` decodes every image first; bad
     ones raise a :class:`ReidError` listing them, or are dropped (and reported in ``.skipped``
-    and ``.warnings``) with ``skip_bad=True``. Reader-specific ``options`` are listed by
-    :func:`dataset_info` (e.g. ``variant="detected"`` for cuhk03).
+    and ``.warnings``) with ``skip_bad=True`` (``progress``: a bar while decoding). Reader-specific
+    ``options`` are listed by :func:`dataset_info` (e.g. ``variant="detected"`` for cuhk03).
     """
     info = dataset_info(name)
     unknown = sorted(set(options) - set(info.options))
@@ -89,7 +90,7 @@ def load_dataset(
     if _normalized(name) != info.name:  # an alias, not a spelling: say which dataset it means
         dataset.warnings.insert(0, f"dataset '{name}' read as {info.name} ({info.title})")
     if verify_images:
-        verify_dataset(dataset, skip_bad, wanted)
+        verify_dataset(dataset, skip_bad, wanted, progress)
     add_query_gallery_warnings(dataset)
     return dataset
 
