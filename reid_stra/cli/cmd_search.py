@@ -18,12 +18,16 @@ from reid_stra.cli.options import (
     IdsFile,
     JsonOutput,
     PrecisionChoice,
+    Rerank,
+    RerankK1,
+    RerankK2,
+    RerankLambda,
     Workers,
     chosen_precision,
     model_option,
     weights_option,
 )
-from reid_stra.cli.output import emit_json, info, print_table, printable
+from reid_stra.cli.output import emit_json, info, print_table, printable, progress_wanted
 
 # A ranked-list picture with more rows than this is unreadable (and huge); the rest are listed only.
 MAX_PICTURE_ROWS = 100
@@ -105,6 +109,10 @@ def search(
     ),
     ids_file: IdsFile = None,
     id_pattern: IdPattern = None,
+    rerank: Rerank = False,
+    k1: RerankK1 = 20,
+    k2: RerankK2 = 6,
+    lambda_value: RerankLambda = 0.3,
 ) -> None:
     """Find the closest gallery images for each query (rank, distance, path, id, camera)."""
     from reid_stra.errors import ReidError
@@ -117,6 +125,9 @@ def search(
     if as_json and csv_out == "-":
         raise ReidError("--json and --csv - both write to stdout; choose one (or --csv FILE)")
     ids = id_source(ids_file, id_pattern)
+    from reid_stra.metrics.rerank import RerankSettings
+
+    settings = RerankSettings(k1, k2, lambda_value) if rerank else None
     if show is not None and show.suffix.lower() != ".png":
         raise ReidError(f"--show {show}: the picture is written as PNG; use a name ending in .png")
     from reid_stra.retrieval.features import features_path
@@ -147,6 +158,7 @@ def search(
             backend=backend,
             ids=ids,
             notice=info,
+            progress=progress_wanted(),
         )
         query_name = "the query images"
         for item in query_meta.skipped:
@@ -162,7 +174,9 @@ def search(
         ef_search=ef_search,
         query_name=query_name,
         rebuild_index=rebuild_index,
+        rerank=settings,
         notice=info,
+        progress=progress_wanted(),
     )
     results = outcome.results
     if csv_out is not None:
@@ -188,7 +202,8 @@ def search(
 
 
 def _index_text(index: dict) -> str:
-    kind = "exact search" if index["kind"] == "flat" else f"the {index['kind']} index"
+    kinds = {"flat": "exact search", "rerank": "exact search with k-reciprocal re-ranking"}
+    kind = kinds.get(index["kind"], f"the {index['kind']} index")
     params = ", ".join(f"{key} {value}" for key, value in index["params"].items() if value is not None)
     return f"{kind} (metric {index['metric']}{', ' + params if params else ''})"
 

@@ -12,6 +12,7 @@ only where their V rows overlap, so the final distances are produced chunk by ch
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +23,18 @@ from reid_stra.metrics.distance import iter_distance_chunks, pair_distances
 from reid_stra.metrics.neighbors import farthest_distances, nearest_neighbors
 
 _ROWS_PER_STEP = 512  # rows of neighbour-list work vectorized at once (bounds temporary memory)
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """k-reciprocal re-ranking's parameters, with the paper's values as defaults."""
+
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
+
+    def __post_init__(self) -> None:
+        check_rerank_params(self.k1, self.k2, self.lambda_value)
 
 
 def check_rerank_params(k1: int, k2: int, lambda_value: float) -> None:

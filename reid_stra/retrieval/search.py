@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from reid_stra.errors import ReidError, unknown_name_error
+from reid_stra.metrics.distance import prepare_pair
+from reid_stra.metrics.rerank import RerankSettings, k_reciprocal_distance_chunks
 from reid_stra.retrieval.features import FeatureMeta, check_compatible, features_path, load_features
 from reid_stra.retrieval.ids import IdSource
 from reid_stra.retrieval.index import INDEX_KINDS, SearchIndex, resolve_params
@@ -132,14 +134,7 @@ def extract_query_features(
             f"checkpoint the gallery was extracted with ({gallery_meta.weights_sha256[:12]}); "
             "use the same weights or re-extract the gallery"
         )
-    preprocess = Preprocess(
-        tuple(gallery_meta.input_size),  # type: ignore[arg-type]
-        tuple(gallery_meta.mean),
-        tuple(gallery_meta.std),
-        gallery_meta.flip,
-        gallery_meta.normalized,
-        precision,
-    )
+    preprocess = Preprocess.from_meta(gallery_meta, precision)
     result = extract(
         net,
         paths,
@@ -182,12 +177,16 @@ def search_gallery(
     ef_search: int | None = None,
     query_name: str = "query features",
     rebuild_index: bool = False,
+    rerank: RerankSettings | None = None,
     progress: bool = True,
     notice: Notice | None = None,
 ) -> SearchOutcome:
     """Top-``top_k`` gallery matches of every query row (closest first), and which index answered.
 
-    A saved index of another kind is used or replaced only as ``load_or_build_index`` says."""
+    A saved index of another kind is used or replaced only as ``load_or_build_index`` says.
+    ``rerank`` ranks by k-reciprocal re-ranked distances over the whole gallery instead (no
+    labels; exact, so no index): the one test-time tool that helps most on cameras the model
+    never saw (README, "On cameras it never saw"), at the cost of neighbour lists over the gallery."""
     notice = notice or silent
     gallery_file = features_path(gallery_file)
     gallery_features, gallery_meta = gallery or load_features(gallery_file)
@@ -196,6 +195,15 @@ def search_gallery(
     if top_k > gallery_meta.count:
         notice(f"--top-k {top_k}: the gallery has only {gallery_meta.count} images; showing all of them")
         top_k = gallery_meta.count
+    if rerank is not None:
+        distances, indices = reranked_neighbors(query_features, gallery_features, top_k, rerank)
+        described = {
+            "kind": "rerank",
+            "metric": "euclidean",
+            "params": asdict(rerank),
+            "distance": "k-reciprocal re-ranked distance (Zhong et al. 2017)",
+        }
+        return SearchOutcome(_results(query_meta, gallery_meta, distances, indices), described)
     searcher: SearchIndex = load_or_build_index(
         gallery_file,
         index,
@@ -209,6 +217,28 @@ def search_gallery(
         notice=notice,
     )
     distances, indices = searcher.search(query_features, top_k)
+    return SearchOutcome(_results(query_meta, gallery_meta, distances, indices), searcher.describe())
+
+
+def reranked_neighbors(
+    query_features: np.ndarray, gallery_features: np.ndarray, top_k: int, settings: RerankSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``top_k`` ``(distances, indices)`` under k-reciprocal re-ranking of L2-normalized
+    features (the evaluation protocol's Euclidean distance); ties keep gallery order."""
+    query, gallery = prepare_pair(query_features, np.asarray(gallery_features), "euclidean", normalize=True)
+    top_k = min(top_k, len(gallery))
+    distances = np.empty((len(query), top_k), np.float32)
+    indices = np.empty((len(query), top_k), np.int64)
+    for start, block in k_reciprocal_distance_chunks(query, gallery, "euclidean", **asdict(settings)):
+        order = np.argsort(block, axis=1, kind="stable")[:, :top_k]
+        indices[start : start + len(block)] = order
+        distances[start : start + len(block)] = np.take_along_axis(block, order, axis=1)
+    return distances, indices
+
+
+def _results(
+    query_meta: FeatureMeta, gallery_meta: FeatureMeta, distances: np.ndarray, indices: np.ndarray
+) -> list[QueryResult]:
     results = []
     for row, path in enumerate(query_meta.paths):
         result = QueryResult(path, _at(query_meta.pids, row), _at(query_meta.camids, row))
@@ -227,7 +257,7 @@ def search_gallery(
                 )
             )
         results.append(result)
-    return SearchOutcome(results, searcher.describe())
+    return results
 
 
 def _at(values: list[int | None] | None, row: int) -> int | None:
