@@ -57,6 +57,14 @@ VARIANTS: dict[str, list[str]] = {
     "emb512": ["--neck", "fc", "--set", "model_kwargs={last_stride: 1, embedding_dim: 512}"],
     # Two changes: the shipped MixStyle with each of the two next-best single changes.
     "mixstyle_ibn": ["--set", "model_kwargs={last_stride: 1, mixstyle: true, ibn: true}"],
+    # One change from the shipped recipe (MixStyle): pooling, and the embedding size.
+    "mixstyle_gem": ["--set", "model_kwargs={last_stride: 1, mixstyle: true, pooling: gem}"],
+    "mixstyle_emb512": [
+        "--neck",
+        "fc",
+        "--set",
+        "model_kwargs={last_stride: 1, mixstyle: true, embedding_dim: 512}",
+    ],
     "mixstyle_colour": [
         "--set",
         "model_kwargs={last_stride: 1, mixstyle: true}",
