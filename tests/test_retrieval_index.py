@@ -233,3 +233,20 @@ def test_a_memory_mapped_gallery_is_read_block_by_block_not_kept_resident(tmp_pa
     )
     grown_mb = int(result.stdout.split()[-1])
     assert grown_mb < 150, f"{grown_mb} MB resident after reading a {path.stat().st_size >> 20} MB file"
+
+
+def test_library_calls_keep_the_callers_faiss_thread_count() -> None:
+    """Only the CLI sets FAISS's threads (once per command); a program's own setting stays."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    rng = np.random.default_rng(0)
+    gallery = rng.standard_normal((300, 16)).astype(np.float32)
+    try:
+        faiss.omp_set_num_threads(1)
+        knn(gallery[:5], gallery, 3)
+        build_index(gallery, kind="ivf", nlist=4, progress=False).search(gallery[:5], 3)
+        exact_index(gallery).search(gallery[:5], 3)
+        assert faiss.omp_get_max_threads() == 1
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -21,12 +22,15 @@ from tests.helpers.robust import assert_clean_error, debris
 
 
 @pytest.fixture(autouse=True)
-def _one_faiss_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def _one_faiss_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """FAISS on one thread: beside torch's OpenMP threads in this process, on a busy 2-core machine
-    the barriers of PQ training's many small k-means cost seconds (the results are the same)."""
-    monkeypatch.setattr(
-        "reid_stra.retrieval.index.configure_faiss_threads", lambda: faiss.omp_set_num_threads(1)
-    )
+    the barriers of PQ training's many small k-means cost seconds (the results are the same).
+    The CLI's own once-per-command setting is held off for the test's duration."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    monkeypatch.setattr("reid_stra.metrics.neighbors.configure_faiss_threads", lambda: None)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 def _queries(gallery: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from reid_stra.cli.options import (
     PrecisionChoice,
     WeightsFile,
     Workers,
+    limit_faiss_threads,
 )
 from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 
@@ -90,6 +91,7 @@ def adapt(
     as_json: JsonOutput = False,
 ) -> None:
     """Teach a model your cameras from unlabeled crops: cluster them into pseudo-identities, train, repeat."""
+    limit_faiss_threads()
     from reid_stra.data import load_dataset
     from reid_stra.data.datasets.registry import parse_dataset_options
     from reid_stra.engine.adapt import adapt as run_adapt

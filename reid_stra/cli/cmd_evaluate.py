@@ -27,6 +27,7 @@ from reid_stra.cli.options import (
     RerankLambda,
     Workers,
     chosen_precision,
+    limit_faiss_threads,
     model_option,
     weights_option,
 )
@@ -125,6 +126,7 @@ def evaluate(
     as_json: JsonOutput = False,
 ) -> None:
     """Evaluate re-ID accuracy (rank-1/5/10, mAP, mINP) on a dataset's query/gallery split."""
+    limit_faiss_threads()
     params = dict(locals())  # first: the options as given, by name
     from reid_stra.metrics.evaluation import SETTINGS
     from reid_stra.utils.device import resolve_device

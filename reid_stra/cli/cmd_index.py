@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from reid_stra.cli.options import JsonOutput
+from reid_stra.cli.options import JsonOutput, limit_faiss_threads
 from reid_stra.cli.output import emit_json, info, print_table
 from reid_stra.errors import ReidError
 
@@ -87,6 +87,7 @@ def build(
 
     Larger than RAM: --trained-only once, --shard I/N in separate processes, then `index merge`.
     """
+    limit_faiss_threads()
     from reid_stra.retrieval.features import load_features
     from reid_stra.retrieval.index import build_index, default_metric
     from reid_stra.retrieval.index_shards import build_shard, parse_shard, save_trained
@@ -132,6 +133,7 @@ def merge(
     as_json: JsonOutput = False,
 ) -> None:
     """Merge the shards built with `index build --shard I/N` into one on-disk index beside FEATURES."""
+    limit_faiss_threads()
     from reid_stra.retrieval.features import load_features
     from reid_stra.retrieval.index_shards import merge_shards
 

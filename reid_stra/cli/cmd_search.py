@@ -24,6 +24,7 @@ from reid_stra.cli.options import (
     RerankLambda,
     Workers,
     chosen_precision,
+    limit_faiss_threads,
     model_option,
     weights_option,
 )
@@ -115,6 +116,7 @@ def search(
     lambda_value: RerankLambda = 0.3,
 ) -> None:
     """Find the closest gallery images for each query (rank, distance, path, id, camera)."""
+    limit_faiss_threads()
     from reid_stra.errors import ReidError
     from reid_stra.retrieval.features import load_features
     from reid_stra.retrieval.ids import id_source

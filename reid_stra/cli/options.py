@@ -112,3 +112,10 @@ def chosen_precision(requested: str, device: str, *, training: bool = False):
     precision = resolve_precision(requested, resolve_device(device), training=training)
     info(precision.describe())
     return precision
+
+
+def limit_faiss_threads() -> None:
+    """FAISS on this process's cores: set once by each command that searches, re-ranks or clusters."""
+    from reid_stra.metrics.neighbors import configure_faiss_threads
+
+    configure_faiss_threads()

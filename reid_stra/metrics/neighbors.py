@@ -17,7 +17,10 @@ import torch
 
 
 def configure_faiss_threads() -> None:
-    """FAISS defaults to every core the machine has; use only those this process may run on."""
+    """FAISS on the cores this process may run on (its default may count the whole machine's).
+
+    Called once per command by the CLI, never by the library's own functions, so a program's
+    own ``faiss.omp_set_num_threads`` stays in force."""
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -36,7 +39,6 @@ def knn(
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     gallery = np.ascontiguousarray(gallery, dtype=np.float32)
     k = max(1, min(int(k), gallery.shape[0]))
-    configure_faiss_threads()
     faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
     scores, indices = faiss.knn(queries, gallery, k, faiss_metric)
     distances = ((1.0 - scores) if metric == "ip" else scores.copy()).astype(np.float32, copy=False)

@@ -22,7 +22,6 @@ import faiss
 import numpy as np
 
 from reid_stra.errors import ReidError, unknown_name_error
-from reid_stra.metrics.neighbors import configure_faiss_threads
 from reid_stra.retrieval.features import FeatureMeta
 from reid_stra.retrieval.mapped import gather_rows, row_blocks
 from reid_stra.utils.progress import task_progress
@@ -84,7 +83,6 @@ class SearchIndex:
         """
         queries = _as_queries(queries, self.dim)
         k = max(1, min(int(k), self.count))
-        configure_faiss_threads()
         if self.index is None:
             scores, indices = faiss.knn(queries, _contiguous(self.vectors), k, _faiss_metric(self.metric))
         elif self.reranked:
@@ -168,7 +166,6 @@ def build_index(
         rerank=rerank,
         on_disk=on_disk or None,
     )
-    configure_faiss_threads()
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     reduced = params.get("pca") or dim
