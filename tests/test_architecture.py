@@ -126,3 +126,13 @@ def test_the_library_reads_only_documented_environment_variables() -> None:
     assert {name for _, name in found} >= {"REID_STRA_WEIGHTS_DIR", "RANK"}  # the scan sees reads
     assert sorted(f"{file}: {name}" for file, name in found if name not in LIBRARY_ENVIRONMENT) == []
     assert [name for name in LIBRARY_ENVIRONMENT if name.startswith("REID_STRA") and name not in readme] == []
+
+
+def test_no_module_over_450_lines() -> None:
+    """Small modules with one job each: a file past 450 lines is split before it lands."""
+    long = {
+        str(file.relative_to(PACKAGE.parent)): count
+        for file in PACKAGE.rglob("*.py")
+        if (count := len(file.read_text(encoding="utf-8").splitlines())) > 450
+    }
+    assert long == {}

@@ -8,9 +8,8 @@ one table, CMC plot, HTML report, saved features); the work itself is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -33,6 +32,9 @@ from reid_stra.cli.options import (
 )
 from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 from reid_stra.errors import ReidError
+
+if TYPE_CHECKING:  # the module is imported for --help: nothing heavy at import time
+    from reid_stra.retrieval.feature_evaluation import EvaluationRun
 
 _MODE_TITLES = {
     "standard": "standard protocol (torchreid / fast-reid)",
@@ -165,27 +167,31 @@ def evaluate(
         datasets = [_load_split(name, folder, data_opt) for name, folder in _dataset_pairs(data, root)]
         arithmetic = chosen_precision(precision, device)
         keep = save_features is not None or report is not None
+        from reid_stra.retrieval.feature_evaluation import evaluate_on_dataset
+
         runs = [
-            _evaluate_model(
+            evaluate_on_dataset(
                 dataset,
                 name,
                 path,
-                flip,
-                batch_size,
-                workers,
-                resolved,
-                options,
-                arithmetic.name,
-                keep,
-                backend,
-            )
+                device=str(resolved),
+                backend=backend,
+                precision=arithmetic.name,
+                flip=flip,
+                batch_size=batch_size,
+                workers=workers,
+                keep_features=keep,
+                notice=info,
+                progress=progress_wanted(),
+                **options,
+            )  # fmt: skip
             for name, path in pairs
             for dataset in datasets
         ]
     labels = _labels(runs)
     if save_features is not None:
         _save_features(runs, labels, save_features)
-    summaries = [_summary(run.result, run.source) for run in runs]
+    summaries = [run.summary() for run in runs]
     title = _split_title(runs)
     if cmc_plot is not None:
         from reid_stra.viz.cmc import CmcCurve, save_cmc_plots
@@ -220,17 +226,6 @@ def evaluate(
         _print_comparison(
             summaries, labels, several_datasets=len({_dataset_label(r.source) for r in runs}) > 1
         )
-
-
-@dataclass
-class _Run:
-    """One evaluated model (or pair of feature files), with what a report or --save-features needs."""
-
-    result: dict[str, Any]
-    source: dict[str, Any]
-    query: list[Any]  # Sample(path, pid, camid) per query row
-    gallery: list[Any]
-    model_info: dict[str, Any] | None = None
 
 
 def _model_weight_pairs(models: list[str], weights: list[Path]) -> list[tuple[str | None, Path | None]]:
@@ -276,7 +271,7 @@ def _dataset_label(source: dict[str, Any]) -> str:
     return source["data"] if folder.lower() == source["data"].lower() else f"{source['data']} ({folder})"
 
 
-def _labels(runs: list[_Run]) -> list[str]:
+def _labels(runs: list[EvaluationRun]) -> list[str]:
     """Names for tables and legends: the model (plus the weights file where models repeat), and
     the dataset where several are evaluated."""
     names = [str(run.source.get("model") or "features") for run in runs]
@@ -292,7 +287,7 @@ def _labels(runs: list[_Run]) -> list[str]:
     return names
 
 
-def _split_title(runs: list[_Run]) -> str:
+def _split_title(runs: list[EvaluationRun]) -> str:
     datasets = list(dict.fromkeys(_dataset_label(run.source) for run in runs))
     if len(datasets) > 1:
         return "query/gallery of " + ", ".join(datasets)
@@ -302,7 +297,7 @@ def _split_title(runs: list[_Run]) -> str:
     return f"{Path(source['query_features']).name} vs {Path(source['gallery_features']).name}"
 
 
-def _save_features(runs: list[_Run], labels: list[str], folder: Path) -> None:
+def _save_features(runs: list[EvaluationRun], labels: list[str], folder: Path) -> None:
     from reid_stra.retrieval.evaluation import save_split_features
 
     for label, run in zip(labels, runs, strict=True):
@@ -319,7 +314,7 @@ def _safe_name(label: str) -> str:
 
 
 def _write_report(
-    path: Path, runs: list[_Run], labels: list[str], title: str, settings: dict[str, Any]
+    path: Path, runs: list[EvaluationRun], labels: list[str], title: str, settings: dict[str, Any]
 ) -> Path:
     from reid_stra.viz.report import report_run, write_report
 
@@ -399,41 +394,7 @@ def _load_split(data: str | None, root: Path | None, data_opt: list[str]):
     return dataset
 
 
-def _evaluate_model(
-    dataset, model, weights, flip, batch_size, workers, device, options, precision, keep_features, backend
-) -> _Run:
-    from reid_stra.deploy.backend import load_inference_model
-    from reid_stra.retrieval.evaluation import evaluate_model
-
-    net, model_info = load_inference_model(
-        model, weights, device=str(device), backend=backend, precision=precision
-    )
-    info(model_info["backend_reason"])
-    info(
-        f"evaluating {model_info['model']} ({model_info['weights']}) on {dataset.name}: "
-        f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
-    )
-    precision = model_info["precision"]  # an ONNX graph runs as exported
-    result = evaluate_model(
-        net, dataset.query, dataset.gallery, device=device, batch_size=batch_size, workers=workers, flip=flip,
-        precision=precision, keep_features=keep_features, **options,
-        progress=progress_wanted(),
-    )  # fmt: skip
-    source = {
-        "data": dataset.name,
-        "root": str(dataset.root),
-        "model": model_info["model"],
-        "weights": model_info["weights"],
-        "weights_sha256": model_info["weights_sha256"],
-        "input_size": list(result["input_size"]),
-        "flip": flip,
-        "precision": precision,
-        "backend": model_info["backend"],
-    }
-    return _Run(result, source, list(dataset.query), list(dataset.gallery), model_info)
-
-
-def _evaluate_files(query_file, gallery_file, data, root, data_opt, options, device) -> _Run:
+def _evaluate_files(query_file, gallery_file, data, root, data_opt, options, device) -> EvaluationRun:
     from reid_stra.retrieval.feature_evaluation import evaluate_feature_files
     from reid_stra.retrieval.features import features_path
 
@@ -453,19 +414,7 @@ def _evaluate_files(query_file, gallery_file, data, root, data_opt, options, dev
         **options,
         progress=progress_wanted(),
     )
-    return _Run(done.result, done.source, done.query, done.gallery)
-
-
-def _summary(result: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-    from reid_stra.metrics.evaluation import SETTINGS
-
-    keys = ("mode", "rank1", "rank5", "rank10", "mAP", "mINP", "num_queries", "num_valid", "num_invalid")
-    summary = {key: result[key] for key in keys}
-    summary["settings"] = {key: result[key] for key in SETTINGS if key in result}
-    summary["source"] = source
-    summary["max_rank"] = result["max_rank"]
-    summary["cmc"] = [float(v) for v in result["cmc"]]
-    return summary
+    return done
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
-"""Evaluate two feature files (query, gallery) as `reid-stra evaluate --query-features` does.
+"""One evaluation as `reid-stra evaluate` runs it: a model on a dataset's query/gallery, or two
+feature files (``--query-features``), with where the numbers came from.
 
-The person and camera id of every row come from the files' sidecars; a labelled dataset's
+For feature files, the person and camera id of every row come from the files' sidecars; a labelled dataset's
 query/gallery fills the rows whose sidecar lacks them (features extracted from a folder whose
 names are not Market-style). Rows that still have no ids are left out, with a notice.
 """
@@ -15,19 +16,82 @@ from typing import Any
 
 import numpy as np
 
-from reid_stra.data.datasets import Sample
+from reid_stra.data.datasets import ReidDataset, Sample
 from reid_stra.errors import ReidError
-from reid_stra.metrics.evaluation import evaluate_features
+from reid_stra.metrics.evaluation import SETTINGS, evaluate_features
 from reid_stra.retrieval.features import FeatureMeta, check_compatible, load_features
 from reid_stra.utils.notice import Notice, silent
 
 
 @dataclass
-class FeatureFileEvaluation:
+class EvaluationRun:
+    """One evaluated model (or pair of feature files), with what a report or saved features need."""
+
     result: dict[str, Any]  # what evaluate_features returns, plus the features for ranked lists
-    source: dict[str, Any]  # which files and model the numbers are about
+    source: dict[str, Any]  # which data, files and model the numbers are about
     query: list[Sample]  # one per evaluated query row
     gallery: list[Sample]
+    model_info: dict[str, Any] | None = None  # load_inference_model's, when a model was run
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers and settings as ``evaluate --json`` reports them (no per-query arrays)."""
+        keys = ("mode", "rank1", "rank5", "rank10", "mAP", "mINP", "num_queries", "num_valid", "num_invalid")
+        result = self.result
+        return {
+            **{key: result[key] for key in keys},
+            "settings": {key: result[key] for key in SETTINGS if key in result},
+            "source": self.source,
+            "max_rank": result["max_rank"],
+            "cmc": [float(v) for v in result["cmc"]],
+        }
+
+
+def evaluate_on_dataset(
+    dataset: ReidDataset,
+    model: str | None,
+    weights: str | os.PathLike | None,
+    *,
+    device: str = "cpu",
+    backend: str = "auto",
+    precision: str = "fp32",
+    flip: bool = False,
+    batch_size: int = 64,
+    workers: int = 2,
+    keep_features: bool = False,
+    notice: Notice = silent,
+    progress: bool = True,
+    **settings: Any,
+) -> EvaluationRun:
+    """Load ``model``/``weights`` (any checkpoint or ONNX file) and score it on ``dataset``'s
+    query/gallery; ``settings`` are evaluate_features'."""
+    from reid_stra.deploy.backend import load_inference_model
+    from reid_stra.retrieval.evaluation import evaluate_model
+
+    net, model_info = load_inference_model(
+        model, weights, device=str(device), backend=backend, precision=precision
+    )
+    notice(model_info["backend_reason"])
+    notice(
+        f"evaluating {model_info['model']} ({model_info['weights']}) on {dataset.name}: "
+        f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
+    )
+    precision = model_info["precision"]  # an ONNX graph runs as exported
+    result = evaluate_model(
+        net, dataset.query, dataset.gallery, device=device, batch_size=batch_size, workers=workers, flip=flip,
+        precision=precision, keep_features=keep_features, progress=progress, **settings,
+    )  # fmt: skip
+    source = {
+        "data": dataset.name,
+        "root": str(dataset.root),
+        "model": model_info["model"],
+        "weights": model_info["weights"],
+        "weights_sha256": model_info["weights_sha256"],
+        "input_size": list(result["input_size"]),
+        "flip": flip,
+        "precision": precision,
+        "backend": model_info["backend"],
+    }
+    return EvaluationRun(result, source, list(dataset.query), list(dataset.gallery), model_info)
 
 
 def evaluate_feature_files(
@@ -38,7 +102,7 @@ def evaluate_feature_files(
     device: str = "cpu",
     notice: Notice = silent,
     **settings: Any,
-) -> FeatureFileEvaluation:
+) -> EvaluationRun:
     """Score ``query_file`` against ``gallery_file``; ``labelled`` (a dataset's query + gallery
     samples) gives ids to rows whose sidecar has none; ``settings`` are evaluate_features'."""
     qf, q_meta = load_features(query_file)
@@ -66,7 +130,7 @@ def evaluate_feature_files(
         "weights": q_meta.weights,
         "flip": bool(q_meta.flip),
     }
-    return FeatureFileEvaluation(result, source, query, gallery)
+    return EvaluationRun(result, source, query, gallery)
 
 
 def ids_by_path(samples: Iterable[Sample]) -> dict[str, tuple[int, int]]:
