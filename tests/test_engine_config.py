@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from reid_stra.engine.config import RECIPES, TrainConfig, resolve_config, save_config
@@ -111,3 +113,51 @@ def test_a_config_saved_before_the_torchreid_augmentation_keys_keeps_its_old_aug
     assert (restored.crop_style, restored.erasing_fill) == ("pad", "zero")
     fresh = config_from_dict(TrainConfig(root="/data").to_dict(), "checkpoint")
     assert (fresh.crop_style, fresh.erasing_fill) == ("translate", "mean")
+
+
+def test_retired_amp_is_read_as_precision_with_a_notice(synthetic_root, tmp_path) -> None:
+    """Old configs and checkpoints hold ``amp``: false still means fp32, and the run says so."""
+    from reid_stra.engine.config import TrainConfig, config_from_dict
+    from reid_stra.engine.run_plan import plan_run
+
+    old = {**TrainConfig(root="/data").to_dict(), "amp": False}
+    assert config_from_dict(old, "checkpoint").precision == "fp32"
+    assert config_from_dict({**old, "amp": True}, "checkpoint").precision == "auto"
+    assert config_from_dict({**old, "precision": "bf16"}, "checkpoint").precision == "bf16"
+    config_file = tmp_path / "old.yaml"
+    config_file.write_text(f"root: {synthetic_root}\namp: false\nepochs: 1\n")
+    plan = plan_run(tmp_path / "run", config_file=config_file)
+    assert plan.config.precision == "fp32"
+    assert [note for note in plan.notes if "'amp' is retired" in note] != []
+    assert not any(
+        "'amp'" in note
+        for note in plan_run(tmp_path / "other", overrides={"root": str(synthetic_root)}).notes
+    )
+
+
+def test_every_train_option_sets_the_config_field_the_table_names() -> None:
+    """`train`'s options map to TrainConfig fields through one explicit table: a renamed option or
+    field fails here instead of silently no longer overriding the config."""
+    import dataclasses
+    import inspect
+
+    from reid_stra.cli.cmd_train import OPTION_FIELDS, RUN_OPTIONS, train
+    from reid_stra.engine.config import TrainConfig
+
+    parameters = set(inspect.signature(train).parameters)
+    assert set(OPTION_FIELDS) | set(RUN_OPTIONS) == parameters
+    assert set(OPTION_FIELDS).isdisjoint(RUN_OPTIONS)
+    assert set(OPTION_FIELDS.values()) <= {field.name for field in dataclasses.fields(TrainConfig)}
+
+
+def test_train_options_reach_the_config(cli, synthetic_root, tmp_path) -> None:
+    out = tmp_path / "run"
+    result = cli(
+        "train", "--root", synthetic_root, "--out", out, "--epochs", 2, "--lr", 0.01, "--seed", 7,
+        "--precision", "fp32", "--dry-run", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    config = json.loads(result.stdout)["config"]
+    assert (config["epochs"], config["lr"], config["seed"], config["precision"]) == (2, 0.01, 7, "fp32")
+    assert config["root"] == str(synthetic_root.resolve())
+    assert not out.exists()  # a dry run writes nothing

@@ -7,7 +7,6 @@ of the run being continued); options given always win. Multi-GPU: the same comma
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,29 @@ from reid_stra.cli.output import emit_json, info, print_table, progress_wanted
 def register(app: typer.Typer) -> None:
     """Add this module's command(s) to the app."""
     app.command("train")(train)
+
+
+# Which option sets which TrainConfig field (the rest: where the run goes and how it is run).
+OPTION_FIELDS = {
+    name: name
+    for name in (
+        *("data", "root", "model", "epochs", "batch_size", "lr", "optimizer", "scheduler"),
+        *("warmup_epochs", "fixbase_epochs", "height", "width", "sampler", "num_instances", "neck"),
+        *("pretrained", "weights", "diversity_weight", "eval_every", "val_ids", "device", "workers"),
+        *("seed", "precision"),
+    )
+}
+RUN_OPTIONS = (
+    "data_opt",
+    "recipe",
+    "config",
+    "out",
+    "set_values",
+    "resume",
+    "overwrite",
+    "dry_run",
+    "as_json",
+)
 
 
 def train(
@@ -133,9 +155,6 @@ def train(
         None, "--workers", help="Data-loading processes (default: the usable CPU cores minus one, at most 8)."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed; same seed, same run (default: 1)."),
-    amp: bool | None = typer.Option(
-        None, "--amp/--no-amp", help="--no-amp: no mixed precision under --precision auto (default: on)."
-    ),
     precision: PrecisionChoice = None,
     set_values: list[str] = typer.Option(
         [], "--set", help="Any config key as KEY=VALUE (repeatable), e.g. --set triplet_soft=true."
@@ -151,13 +170,12 @@ def train(
 ) -> None:
     """Train a re-ID model; writes config.yaml, metrics.jsonl and checkpoints to --out."""
     params = dict(locals())  # first: the options as given, by name
-    from reid_stra.engine.config import TrainConfig
     from reid_stra.engine.trainer import plan_run
     from reid_stra.engine.trainer import train as run_training
 
-    # Every option named like its TrainConfig field is an override where given (declared once, above).
-    fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    given = {key: value for key, value in params.items() if key in fields and value is not None}
+    # The options that set a TrainConfig field, where given (OPTION_FIELDS; a test checks the table
+    # against this signature and the config, so a renamed option cannot silently stop applying).
+    given = {field: params[option] for option, field in OPTION_FIELDS.items() if params[option] is not None}
     for key in ("root", "weights"):  # absolute, so that `--resume` works from any folder
         if key in given:
             given[key] = str(Path(given[key]).resolve())

@@ -102,7 +102,6 @@ class TrainConfig:
     eval_batch_size: int = 64
     seed: int = 1
     device: str = "auto"
-    amp: bool = True  # false: no mixed precision with precision "auto" (older configs' switch)
     precision: str = "auto"  # auto, fp32, bf16 or fp16 (reid_stra.utils.precision)
     log_indices: bool = False  # debug: record each rank's sample indices per epoch (tests of DDP)
 
@@ -257,15 +256,40 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# Retired keys that older configs and checkpoints hold: read as what replaced them.
+RETIRED_AMP_NOTE = (
+    "config key 'amp' is retired: precision decides (amp: false is read as precision: fp32); "
+    "remove it from the config"
+)
+
+
 def check_overrides(overrides: dict[str, Any], source: str) -> dict[str, Any]:
-    """Reject unknown keys (with a suggestion) and values of the wrong type; return cleaned values."""
+    """Reject unknown keys (with a suggestion) and values of the wrong type; return cleaned values.
+
+    The retired ``amp`` switch is accepted: ``amp: false`` means ``precision: fp32`` unless the
+    same values name a precision other than auto."""
     cleaned: dict[str, Any] = {}
+    amp_off = False
     for key, value in overrides.items():
         key = str(key).replace("-", "_")
+        if key == "amp":
+            if not isinstance(value, bool):
+                raise ReidError(
+                    f"{source}: 'amp' must be true or false, got {json.dumps(value, default=str)}"
+                )
+            amp_off = not value
+            continue
         if key not in FIELDS:
             raise ReidError(f"{source}: unknown option '{key}'{suggest(key, FIELDS)}")
         cleaned[key] = _coerce(key, value, source)
+    if amp_off and cleaned.get("precision", "auto") == "auto":
+        cleaned["precision"] = "fp32"
     return cleaned
+
+
+def mentions_retired_amp(*sources: dict[str, Any] | None) -> bool:
+    """Whether a config file or options given by the user still use ``amp``."""
+    return any("amp" in {str(k).replace("-", "_") for k in source or {}} for source in sources)
 
 
 def resolve_config(

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from reid_stra.engine import checkpoint as ckpt
-from reid_stra.engine.config import TrainConfig, config_from_dict, load_config_file, resolve_config_and_recipe
+from reid_stra.engine.config import (
+    RETIRED_AMP_NOTE,
+    TrainConfig,
+    config_from_dict,
+    load_config_file,
+    mentions_retired_amp,
+    resolve_config_and_recipe,
+)
 from reid_stra.errors import ReidError
 
 METRICS = "metrics.jsonl"
@@ -57,6 +64,8 @@ def plan_run(
     if resume and overwrite:
         raise ReidError("--resume and --overwrite: choose one (continue the run, or replace it)")
     notes: list[str] = []
+    if mentions_retired_amp(overrides, load_config_file(config_file) if config_file else None):
+        notes.append(RETIRED_AMP_NOTE)
     found = None
     existing = [name for name in RUN_FILES if (out_dir / name).exists()]
     if resume:

@@ -137,11 +137,16 @@ class TrainingRun:
         self.model = build_train_model(
             config, self.dataset.num_train_pids, fresh=plan.checkpoint is None, notice=notice
         )
+        # Mixed precision: autocast for the model's forward only; losses, BatchNorm statistics and
+        # the optimizer stay float32. fp16 (CUDA) needs the gradient scaler, bf16 does not.
+        self.precision = resolve_precision(config.precision, self.device, training=True)
+        self.use_amp = self.precision.dtype is not None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.name == "fp16")
         # channels-last: oneDNN's convolution kernels are much faster in it on CPU, cuDNN's under
         # mixed precision (BENCHMARKS.md, "Precision"); the weights' values are unchanged.
         self.memory_format = (
             torch.channels_last
-            if self.device.type == "cpu" or (config.amp and self.device.type == "cuda")
+            if self.device.type == "cpu" or (self.use_amp and self.device.type == "cuda")
             else torch.contiguous_format
         )
         self.model.to(self.device, memory_format=self.memory_format)
@@ -154,12 +159,6 @@ class TrainingRun:
         # Parameters the model freezes by design (the BNNeck bias) stay frozen in every phase.
         self.always_frozen = {id(p) for p in self.step_module.parameters() if not p.requires_grad}
         self.optimizer, self.scheduler = build_optimization(self.model, self.criterion, config)
-        # Mixed precision: autocast for the model's forward only; losses, BatchNorm statistics and
-        # the optimizer stay float32. fp16 (CUDA) needs the gradient scaler, bf16 does not.
-        requested = config.precision if config.amp or config.precision != "auto" else "fp32"
-        self.precision = resolve_precision(requested, self.device, training=True)
-        self.use_amp = self.precision.dtype is not None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.name == "fp16")
         self.loader = build_loader(config, self.dataset, ctx, self.per_rank_batch, self.device)
         self.new_layers = fixbase_layers(self.model, config) if config.fixbase_epochs else ()
         self.start_epoch = 0
@@ -320,8 +319,8 @@ class TrainingRun:
         wait = totals.pop("_wait") / self.ctx.world_size
         if not np.isfinite(totals.get("loss", 0.0)):
             raise ReidError(
-                f"epoch {epoch + 1}: the loss became {totals['loss']}; lower --lr (or disable --amp); "
-                "--resume continues from the last good checkpoint"
+                f"epoch {epoch + 1}: the loss became {totals['loss']}; lower --lr (or train in fp32: "
+                "--precision fp32); --resume continues from the last good checkpoint"
             )
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
         record.update({key: value / count for key, value in totals.items()})
