@@ -9,17 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.features import FeatureMeta, save_features
-
-_INFO = {
-    "model": "toy",
-    "weights": "toy.pth",
-    "weights_sha256": "0" * 64,
-    "cfg": PretrainedCfg(
-        "toy", input_size=(64, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), embedding_dim=16
-    ),
-}
+from tests.helpers.galleries import TOY_MODEL_INFO
 
 
 @pytest.fixture
@@ -31,10 +22,12 @@ def feature_files(tmp_path: Path) -> tuple[Path, Path]:
     qf = (centres[q_pids - 1] + 0.4 * rng.standard_normal((10, 16))).astype(np.float32)
     gf = (centres[g_pids - 1] + 0.4 * rng.standard_normal((40, 16))).astype(np.float32)
     query, gallery = tmp_path / "query.npy", tmp_path / "gallery.npy"
-    meta = FeatureMeta.from_model_info(_INFO, [f"q{i}.jpg" for i in range(10)], pids=q_pids, camids=[1] * 10)
+    meta = FeatureMeta.from_model_info(
+        TOY_MODEL_INFO, [f"q{i}.jpg" for i in range(10)], pids=q_pids, camids=[1] * 10
+    )
     save_features(query, qf, meta)
     g_meta = FeatureMeta.from_model_info(
-        _INFO, [f"g{i}.jpg" for i in range(40)], pids=g_pids, camids=np.tile([1, 2, 3, 4], 10)
+        TOY_MODEL_INFO, [f"g{i}.jpg" for i in range(40)], pids=g_pids, camids=np.tile([1, 2, 3, 4], 10)
     )
     save_features(gallery, gf, g_meta)
     return query, gallery
@@ -109,7 +102,7 @@ def test_feature_files_without_ids_take_them_from_the_dataset(cli, synthetic_roo
     for name, samples in (("q", dataset.query), ("g", dataset.gallery)):
         rng = np.random.default_rng(len(samples))
         feats = np.array([s.pid for s in samples])[:, None] + 0.1 * rng.standard_normal((len(samples), 16))
-        meta = FeatureMeta.from_model_info(_INFO, [s.path for s in samples])  # no ids in the sidecar
+        meta = FeatureMeta.from_model_info(TOY_MODEL_INFO, [s.path for s in samples])  # no ids in the sidecar
         save_features(tmp_path / f"{name}.npy", feats.astype(np.float32), meta)
         files.append(tmp_path / f"{name}.npy")
     args = ("evaluate", "--query-features", files[0], "--gallery-features", files[1], "--json")

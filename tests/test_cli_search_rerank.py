@@ -10,18 +10,10 @@ import pytest
 
 from reid_stra.metrics.distance import distance_block, prepare_pair
 from reid_stra.metrics.reference import reference_re_ranking
-from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.features import FeatureMeta, save_features
+from tests.helpers.galleries import TOY_MODEL_INFO
 from tests.helpers.robust import assert_clean_error
 
-_INFO = {
-    "model": "toy",
-    "weights": "toy.pth",
-    "weights_sha256": "0" * 64,
-    "cfg": PretrainedCfg(
-        "toy", input_size=(64, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), embedding_dim=16
-    ),
-}
 TOP_K = 6
 
 
@@ -35,8 +27,8 @@ def features(tmp_path: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
     qf = (centres[q_pids] + 0.9 * rng.standard_normal((24, 16))).astype(np.float32)
     gf = (centres[g_pids] + 0.9 * rng.standard_normal((72, 16))).astype(np.float32)
     query, gallery = tmp_path / "query.npy", tmp_path / "gallery.npy"
-    save_features(query, qf, FeatureMeta.from_model_info(_INFO, [f"q{i}.jpg" for i in range(24)]))
-    save_features(gallery, gf, FeatureMeta.from_model_info(_INFO, [f"g{i}.jpg" for i in range(72)]))
+    save_features(query, qf, FeatureMeta.from_model_info(TOY_MODEL_INFO, [f"q{i}.jpg" for i in range(24)]))
+    save_features(gallery, gf, FeatureMeta.from_model_info(TOY_MODEL_INFO, [f"g{i}.jpg" for i in range(72)]))
     return query, gallery, qf, gf
 
 

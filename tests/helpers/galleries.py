@@ -1,4 +1,4 @@
-"""Small synthetic galleries for index tests: re-ID-shaped features saved as reid-stra feature files."""
+"""Small synthetic galleries for index and search tests: re-ID-shaped features saved as feature files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.features import FeatureMeta, save_features
+
+# What load_model says of a model, for feature files that need no real model behind them.
+TOY_MODEL_INFO = {
+    "model": "toy",
+    "weights": "toy.pth",
+    "weights_sha256": "0" * 64,
+    "cfg": PretrainedCfg(
+        "toy", input_size=(64, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), embedding_dim=16
+    ),
+}
 
 
 def clustered(ids: int = 200, views: int = 10, dim: int = 32, seed: int = 0) -> np.ndarray:
