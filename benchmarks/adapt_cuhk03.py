@@ -74,6 +74,8 @@ KINDS = {
     # from the shipped default's camera-centred features here; these runs were started with it
     # given explicitly, before --eps auto existed (same clustering, see adapt_pseudo_labels)
     "adaptcam_udap": ["--camera-aware", "--eps", "0.376"],
+    # the same with Cluster Contrast's learning rate (3.5e-4; adapt's default is 1e-4)
+    "adaptcam_udap_lr35": ["--camera-aware", "--eps", "0.376", "--lr", "3.5e-4"],
 }
 
 
@@ -120,6 +122,7 @@ def summarize(runs: Path, seeds: list[int], results: Path = RESULTS) -> None:
         "adapt": "reid-stra adapt (no labels)",
         "adaptcam": "reid-stra adapt --camera-aware (no labels)",
         "adaptcam_udap": "reid-stra adapt --camera-aware, eps from UDAP's rule (no labels)",
+        "adaptcam_udap_lr35": "the same, --lr 3.5e-4 (Cluster Contrast's)",
         "upper": "supervised upper bound",
     }
     for kind, label in labels.items():
