@@ -1,6 +1,7 @@
 """Looking inside StRA models: which blocks have Mode Attention, and their pooling maps P.
 
-Used by ``reid-stra explain``: each mode's softmax pooling weights over positions (the pooling
+Used by ``reid-stra explain`` (:func:`compute_mode_maps` runs the model; ``viz.modes`` only
+draws what it is given): each mode's softmax pooling weights over positions (the pooling
 map of docs/METHOD.md §3) show where in the image that mode gathers its modal vector.
 """
 
@@ -8,14 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from reid_stra.data.transforms import build_eval_transform
+from reid_stra.errors import ReidError
 from reid_stra.models.layers.local_attention import LocalAttention
 from reid_stra.models.layers.mode_attention import ModeAttention
 from reid_stra.models.layers.mode_record import record_mode_pooling
+from reid_stra.utils.precision import Precision
 
 # The residual block that owns a Mode Attention module: "layer4.0", "features.15", "stra_tail".
 _BLOCK_NAME = re.compile(r"^(layer\d+\.\d+|features\.\d+|stra_tail)")
@@ -77,3 +83,32 @@ def capture_mode_maps(model: nn.Module) -> Iterator[ModeMaps]:
             if id(entry.module) in names:  # only this model's blocks
                 maps.append(entry.weights.detach())
                 maps.names.append(names[id(entry.module)])
+
+
+def compute_mode_maps(
+    model: nn.Module,
+    crops: Sequence[Image.Image],
+    *,
+    input_size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> dict[str, np.ndarray]:
+    """Run ``model`` on ``crops`` and return each StRA block's pooling weights, (N, G, h, w) per block."""
+
+    if not mode_blocks(model):
+        raise ReidError(
+            "this model has no StRA Mode Attention blocks; pick a stra_* model (see `reid-stra models`)"
+        )
+    transform = build_eval_transform(input_size, mean, std)
+    batch = torch.stack([transform(crop) for crop in crops]).to(device)
+    model.eval()
+
+    with (
+        torch.inference_mode(),
+        Precision(precision, "").autocast(batch.device),
+        capture_mode_maps(model) as maps,
+    ):
+        model(batch)
+    return {name: weights.float().cpu().numpy() for name, weights in maps.by_block().items()}

@@ -14,7 +14,8 @@ from torch import nn
 
 from reid_stra.data.images import read_image
 from reid_stra.errors import ReidError
-from reid_stra.viz.modes import compute_mode_maps, save_mode_figures, summarize_modes
+from reid_stra.models.introspect import compute_mode_maps
+from reid_stra.viz.modes import save_mode_figures, summarize_modes
 
 
 @dataclass

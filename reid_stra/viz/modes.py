@@ -12,14 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from reid_stra.data.transforms import build_eval_transform
 from reid_stra.errors import ReidError
-from reid_stra.models import capture_mode_maps, mode_blocks
 from reid_stra.utils.atomic import atomic_write_with
-from reid_stra.utils.precision import Precision
 from reid_stra.viz.colormap import apply_colormap
 
 _GAP = 8
@@ -176,32 +172,3 @@ def summarize_modes(maps: Mapping[str, np.ndarray]) -> list[dict]:
                 }
             )
     return summary
-
-
-def compute_mode_maps(
-    model: torch.nn.Module,
-    crops: Sequence[Image.Image],
-    *,
-    input_size: tuple[int, int],
-    mean: Sequence[float],
-    std: Sequence[float],
-    device: torch.device | str = "cpu",
-    precision: str = "fp32",
-) -> dict[str, np.ndarray]:
-    """Run ``model`` on ``crops`` and return each StRA block's pooling weights, (N, G, h, w) per block."""
-
-    if not mode_blocks(model):
-        raise ReidError(
-            "this model has no StRA Mode Attention blocks; pick a stra_* model (see `reid-stra models`)"
-        )
-    transform = build_eval_transform(input_size, mean, std)
-    batch = torch.stack([transform(crop) for crop in crops]).to(device)
-    model.eval()
-
-    with (
-        torch.inference_mode(),
-        Precision(precision, "").autocast(batch.device),
-        capture_mode_maps(model) as maps,
-    ):
-        model(batch)
-    return {name: weights.float().cpu().numpy() for name, weights in maps.by_block().items()}
