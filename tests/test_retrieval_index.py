@@ -250,3 +250,37 @@ def test_library_calls_keep_the_callers_faiss_thread_count() -> None:
         assert faiss.omp_get_max_threads() == 1
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def test_gpu_build_trains_the_kmeans_through_faiss_gpu_and_saves_a_cpu_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wiring of ``--device cuda`` (no GPU here): FAISS's GPU copy is stood in for by the CPU
+    index itself, so the build must equal the CPU build and ask for exactly one GPU copy."""
+    import faiss
+
+    gallery = clustered(ids=60, views=5, dim=16)
+    copies: list = []
+
+    def to_gpus(index):
+        copies.append(index)
+        return index
+
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", to_gpus)
+    on_gpu = build_index(gallery, kind="ivf", nlist=8, gpu=True, progress=False)
+    on_cpu = build_index(gallery, kind="ivf", nlist=8, progress=False)
+    assert [(c.d, c.ntotal) for c in copies] == [(16, 8)]  # the k-means ran on it: it holds 8 centres
+    assert faiss.extract_index_ivf(on_gpu.index).clustering_index is None  # nothing GPU is saved
+    np.testing.assert_array_equal(on_gpu.search(gallery[:20], 5)[1], on_cpu.search(gallery[:20], 5)[1])
+
+
+def test_gpu_build_without_faiss_gpu_or_for_another_kind_is_a_clear_error(cli, tmp_path: Path) -> None:
+    from tests.helpers.robust import assert_clean_error
+
+    features = save_gallery(tmp_path, clustered(ids=20, views=5, dim=16))
+    assert_clean_error(cli("index", "build", features, "--kind", "ivf", "--device", "cuda"), "faiss-gpu")
+    assert_clean_error(cli("index", "build", features, "--kind", "hnsw", "--device", "cuda"), "ivf")
+    assert_clean_error(cli("index", "build", features, "--device", "tpu"), "--device tpu")
+    auto = cli("index", "build", features, "--kind", "ivf", "--nlist", "4", "--device", "auto")
+    assert auto.exit_code == 0, auto.stderr  # auto: the CPU where FAISS sees no GPU

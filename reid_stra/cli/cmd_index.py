@@ -81,6 +81,12 @@ def build(
         help="Add the I-th of N contiguous row ranges to the --trained-only index "
         "(feats.shard-I-of-N.faiss); then `reid-stra index merge`.",
     ),
+    device: str = typer.Option(
+        "cpu",
+        "--device",
+        help="cpu; cuda: the ivf/ivfpq k-means on every GPU (needs faiss-gpu); auto: cuda when "
+        "faiss-gpu sees a GPU. The saved index is the same CPU index either way.",
+    ),
     as_json: JsonOutput = False,
 ) -> None:
     """Build an index over FEATURES and save it beside them (reused by `reid-stra search`).
@@ -89,7 +95,7 @@ def build(
     """
     limit_faiss_threads()
     from reid_stra.retrieval.features import load_features
-    from reid_stra.retrieval.index import build_index, default_metric
+    from reid_stra.retrieval.index import build_index, default_metric, faiss_gpu_count
     from reid_stra.retrieval.index_shards import build_shard, parse_shard, save_trained
     from reid_stra.retrieval.index_store import index_path, save_index
     from reid_stra.utils.atomic import exclusive_lock
@@ -97,6 +103,10 @@ def build(
     options = {"nlist": nlist, "nprobe": nprobe, "m": m, "ef_search": ef_search, "pca": pca, "rerank": rerank}
     if shard is not None:
         _refuse_with_shard(kind=kind, metric=metric, on_disk=on_disk, trained_only=trained_only, **options)
+        if device != "cpu":
+            raise ReidError(
+                f"--device {device}: a shard adds vectors on the CPU; train on the GPU with --trained-only"
+            )
         feats, meta = load_features(features, as_float32=False, verify=False)  # reads only its rows
         path, built, rows = build_shard(feats, features, meta, *parse_shard(shard))
         result = {"shard": str(path), "rows": list(rows), "vectors": built.count, "kind": built.kind}
@@ -104,8 +114,13 @@ def build(
             f"built {path}", result, as_json, "`reid-stra index merge FEATURES` once every shard is built"
         )
         return
+    if device not in ("cpu", "cuda", "auto"):
+        raise ReidError(f"--device {device}: choose cpu, cuda or auto")
     feats, meta = load_features(features, as_float32=False)  # converted block by block while adding
     kind, metric = kind or "flat", metric or default_metric(meta)
+    options["gpu"] = device == "cuda" or (
+        device == "auto" and kind in ("ivf", "ivfpq") and faiss_gpu_count() > 0
+    )
     if trained_only:
         path, built = save_trained(feats, features, meta, kind, metric=metric, **options)
         result = {"trained": str(path), "kind": built.kind, "metric": built.metric, "params": built.params}

@@ -128,6 +128,7 @@ def build_index(
     rerank: int | None = None,
     on_disk: bool = False,
     trained_only: bool = False,
+    gpu: bool = False,
     seed: int = 0,
     progress: bool = True,
     kind_option: str = "--kind",
@@ -144,13 +145,18 @@ def build_index(
     ``on_disk`` (ivf, ivfpq): an index whose lists can be saved in a file of their own and
     merged (``save_index``): ivfpq then scans its 4-bit codes without fast scan, whose lists
     are packed in blocks that FAISS's on-disk lists cannot hold. ``trained_only``: return the
-    trained, empty index (shards are added to copies of it with :func:`add_vectors`).
+    trained, empty index (shards are added to copies of it with :func:`add_vectors`). ``gpu``
+    (ivf, ivfpq; needs faiss-gpu): the coarse k-means, the part of a large build that grows with
+    nlist x sample, runs on every GPU FAISS sees; codebooks, adding and the saved index stay on
+    the CPU, so the file is the one a CPU build writes.
     """
 
     if kind not in INDEX_KINDS:
         raise unknown_name_error("index kind", kind, INDEX_KINDS)
     if metric not in METRICS:
         raise unknown_name_error("metric", metric, METRICS)
+    if gpu:
+        check_gpu_build(kind)
     count, dim = features.shape
     params = resolve_params(
         kind,
@@ -184,7 +190,13 @@ def build_index(
         if ivf is not None:
             ivf.cp.seed = seed
             ivf.cp.niter = _KMEANS_ITERATIONS
+            if gpu:  # the k-means assigns points with this index: a flat one on the GPUs
+                flat = faiss.IndexFlatIP(reduced) if inner_metric == "ip" else faiss.IndexFlatL2(reduced)
+                on_gpus = faiss.index_cpu_to_all_gpus(flat)  # held here: FAISS keeps only a pointer
+                ivf.clustering_index = on_gpus
         index.train(_contiguous(gather_rows(features, sample)))
+        if ivf is not None:
+            ivf.clustering_index = None  # the GPU copy is not part of what is saved
     built = SearchIndex(kind, metric, 0, dim, index, None, params)
     if not trained_only:
         add_vectors(built, features, progress=progress)
@@ -233,6 +245,22 @@ def _empty_index(kind: str, dim: int, metric: str, params: dict[str, Any]) -> An
     # 4-bit codes scanned with SIMD lookups ("fast scan"): far faster than 8-bit PQ; the exact
     # re-ranking that follows makes up for their coarser distances.
     return faiss.IndexIVFPQFastScan(quantizer, dim, params["nlist"], params["m"], 4, fmetric)
+
+
+def faiss_gpu_count() -> int:
+    """GPUs this FAISS can use (0 with faiss-cpu, which has no GPU code)."""
+    count = getattr(faiss, "get_num_gpus", None)
+    return int(count()) if count is not None else 0
+
+
+def check_gpu_build(kind: str) -> None:
+    """A GPU build needs faiss-gpu and a kind whose training is a k-means."""
+    if kind not in ("ivf", "ivfpq"):
+        raise ReidError(f"--device cuda: only --kind ivf and ivfpq train on a GPU (their k-means); "
+                        f"build --kind {kind} on the CPU")  # fmt: skip
+    if faiss_gpu_count() < 1 or not hasattr(faiss, "index_cpu_to_all_gpus"):
+        raise ReidError("--device cuda: this FAISS sees no GPU (faiss-cpu is installed, or no CUDA "
+                        "device); install faiss-gpu on a CUDA machine, or build on the CPU")  # fmt: skip
 
 
 def exact_index(features: np.ndarray, metric: str = "ip") -> SearchIndex:
