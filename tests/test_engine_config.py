@@ -161,3 +161,17 @@ def test_train_options_reach_the_config(cli, synthetic_root, tmp_path) -> None:
     assert (config["epochs"], config["lr"], config["seed"], config["precision"]) == (2, 0.01, 7, "fp32")
     assert config["root"] == str(synthetic_root.resolve())
     assert not out.exists()  # a dry run writes nothing
+
+
+def test_recipes_state_only_what_differs_from_the_defaults() -> None:
+    """The defaults are the paper's recipe; a recipe lists its differences only (so a default
+    changed later cannot hide behind a recipe restating the old value)."""
+    from reid_stra.engine.config import RECIPES, TrainConfig
+
+    defaults = TrainConfig()
+    restated = {(name, key) for name, recipe in RECIPES.items() for key, value in recipe.items()
+                if getattr(defaults, key) == value}  # fmt: skip
+    assert restated == set()
+    strong = resolve_config("strong")
+    assert (strong.lr, strong.epochs, strong.neck, strong.milestones) == (3.5e-4, 120, "bnneck", [40, 70])
+    assert resolve_config("paper").fixbase_epochs == 8 and resolve_config("paper").lr == 3e-4
