@@ -183,3 +183,22 @@ def test_perfect_features_score_perfectly_on_real_market1501_ids(shared_dir) -> 
     )
     share_valid = standard["num_valid"] / len(dataset.query)  # MATLAB counts invalid queries as 0
     assert official["mAP"] == pytest.approx(share_valid) and official["rank1"] == pytest.approx(share_valid)
+
+
+def test_eval_settings_hold_the_protocol_once() -> None:
+    from reid_stra.metrics.evaluation import EvalSettings
+    from reid_stra.metrics.rerank import RerankSettings
+
+    defaults = EvalSettings()
+    assert (defaults.k1, defaults.k2, defaults.lambda_value) == (20, 6, 0.3)
+    assert (RerankSettings().k1, RerankSettings().lambda_value) == (defaults.k1, defaults.lambda_value)
+    qf, gf, *ids = _clustered()
+    by_object = evaluate_features(qf, gf, *ids, EvalSettings(rerank=True, k1=5), progress=False)
+    by_values = evaluate_features(qf, gf, *ids, rerank=True, k1=5, progress=False)
+    assert by_object["mAP"] == by_values["mAP"] and by_object["k1"] == 5
+    replaced = evaluate_features(qf, gf, *ids, EvalSettings(rerank=True), k1=5, progress=False)
+    assert replaced["k1"] == 5 and replaced["mAP"] == by_object["mAP"]
+    with pytest.raises(ReidError, match="--mode"):
+        EvalSettings(mode="cmc")
+    with pytest.raises(ReidError, match="--max-rank 0"):
+        EvalSettings(max_rank=0)

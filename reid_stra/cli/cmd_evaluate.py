@@ -359,16 +359,9 @@ _WORST_QUERIES = 8
 
 def _check_options(options: dict[str, Any]) -> None:
     """Fail on bad option values before any slow work (loading a model, reading images)."""
-    from reid_stra.metrics.evaluation import SETTINGS, check_settings
-    from reid_stra.metrics.rank import MODES
+    from reid_stra.metrics.evaluation import EvalSettings
 
-    check_settings(**{key: options[key] for key in SETTINGS if key != "normalize"})
-    if options["mode"] not in MODES:
-        from reid_stra.errors import unknown_name_error
-
-        raise unknown_name_error("--mode", options["mode"], MODES)
-    if options["max_rank"] < 1:
-        raise ReidError(f"--max-rank {options['max_rank']}: must be at least 1 (e.g. 50)")
+    EvalSettings(**options)  # checks every value
 
 
 def _load_split(data: str | None, root: Path | None, data_opt: list[str]):

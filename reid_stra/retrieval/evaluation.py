@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from reid_stra.errors import ReidError
-from reid_stra.metrics.distance import check_metric
-from reid_stra.metrics.evaluation import evaluate_features
+from reid_stra.metrics.evaluation import EvalSettings, evaluate_features
 from reid_stra.models.cfg import PretrainedCfg
 from reid_stra.retrieval.extract import extract_features
 from reid_stra.retrieval.features import FeatureMeta, save_features
@@ -32,20 +31,11 @@ def evaluate_model(
     workers: int = 2,
     input_size: Sequence[int] | None = None,
     flip: bool = False,
-    metric: str = "euclidean",
-    normalize: bool = True,
-    rerank: bool = False,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    qe: bool = False,
-    qe_k: int = 10,
-    qe_alpha: float = 3.0,
-    max_rank: int = 50,
-    mode: str = "standard",
+    settings: EvalSettings | None = None,
     progress: bool = True,
     precision: str = "fp32",
     keep_features: bool = False,
+    **values: Any,
 ) -> dict[str, Any]:
     """Extract query and gallery features with ``model`` and evaluate them.
 
@@ -53,9 +43,10 @@ def evaluate_model(
     mean, std) comes from ``model.pretrained_cfg`` unless ``input_size`` overrides it; ``flip``
     averages each image's features with its mirror's. The model's train/eval mode is restored.
     ``keep_features`` adds ``features: {"query": qf, "gallery": gf}`` (to save them, or to draw a
-    report's ranked lists without extracting again).
+    report's ranked lists without extracting again). ``settings`` (:class:`EvalSettings`, keyword
+    ``values`` replacing some) say how features are compared and scored.
     """
-    check_metric(metric)
+    settings = (settings or EvalSettings()).with_values(**values)  # checked before any extraction
     if not query or not gallery:
         raise ReidError("evaluation needs query and gallery images; the dataset has an empty split")
     wrapped = getattr(model, "module", None)  # DistributedDataParallel / DataParallel
@@ -83,17 +74,7 @@ def evaluate_model(
         [s.pid for s in gallery],
         [s.camid for s in query],
         [s.camid for s in gallery],
-        metric=metric,
-        normalize=normalize,
-        rerank=rerank,
-        k1=k1,
-        k2=k2,
-        lambda_value=lambda_value,
-        qe=qe,
-        qe_k=qe_k,
-        qe_alpha=qe_alpha,
-        max_rank=max_rank,
-        mode=mode,
+        settings,
         device=device,
         progress=progress,
     )
