@@ -120,7 +120,7 @@ def test_retired_amp_is_read_as_precision_with_a_notice(synthetic_root, tmp_path
     from reid_stra.engine.config import TrainConfig, config_from_dict
     from reid_stra.engine.run_plan import plan_run
 
-    old = {**TrainConfig(root="/data").to_dict(), "amp": False}
+    old = {**TrainConfig(root="/data").to_dict(), "amp": False, "log_indices": False}  # retired keys
     assert config_from_dict(old, "checkpoint").precision == "fp32"
     assert config_from_dict({**old, "amp": True}, "checkpoint").precision == "auto"
     assert config_from_dict({**old, "precision": "bf16"}, "checkpoint").precision == "bf16"

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from torch import nn
+
 
 class TrainerHook:
     """Override any of these; each is called on every process of a run, in the loop's order."""
@@ -12,8 +15,10 @@ class TrainerHook:
     def before_epoch(self, epoch: int) -> None:
         """``epoch`` (0-based) is about to start."""
 
-    def after_step(self, epoch: int, step: int) -> None:
-        """Optimization step ``step`` (0-based, within ``epoch``) is done."""
+    def after_step(self, epoch: int, step: int, indices: torch.Tensor) -> None:
+        """Optimization step ``step`` (0-based, within ``epoch``) is done; ``indices`` are the
+        training samples this process used in it (dataset rows)."""
 
-    def after_epoch(self, epoch: int, record: dict[str, Any]) -> None:
-        """``epoch`` is done and checkpointed; ``record`` is its line of ``metrics.jsonl``."""
+    def after_epoch(self, epoch: int, record: dict[str, Any], model: nn.Module) -> None:
+        """``epoch`` is done and checkpointed; ``record`` is its line of ``metrics.jsonl``,
+        ``model`` the network as trained so far (this process's copy)."""

@@ -1,27 +1,25 @@
 """What a training run keeps in its folder, apart from the loop that produces it.
 
 The trainer decides *when* (after each epoch, at the end); this module decides *what* and *how*:
-the resolved config, ``metrics.jsonl``, the rolling and best checkpoints, ``model_final.pth``, the
-debug sample logs, and the run's summary. Only rank 0 calls the writing methods; every write is
+the resolved config, ``metrics.jsonl``, the rolling and best checkpoints, ``model_final.pth`` and
+the run's summary. Only rank 0 calls the writing methods; every write is
 atomic, and the epoch's metrics line is written before its checkpoint, so a kill between the two
 repeats the epoch instead of losing its line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from reid_stra.engine import checkpoint as ckpt
 from reid_stra.engine.config import save_config
 from reid_stra.engine.run_log import read_metrics
-from reid_stra.engine.run_plan import CONFIG, FINAL, INDICES_DIR, METRICS, RUN_FILES, RunPlan
+from reid_stra.engine.run_plan import CONFIG, FINAL, METRICS, RUN_FILES, RunPlan
 from reid_stra.models import save_weights
 from reid_stra.utils.atomic import atomic_write_text
 
@@ -44,15 +42,12 @@ class RunFolder:
             self.history = read_metrics(self.out_dir / METRICS, upto_epoch=int(checkpoint["epoch"]))
 
     def prepare(self) -> None:
-        """Fresh runs: remove an overwritten run's files (its debug logs too); any run: a killed
+        """Fresh runs: remove an overwritten run's files; any run: a killed
         process's unfinished temporary files (we hold the lock). Then save the resolved config."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.plan.checkpoint is None:
             for name in (*RUN_FILES, f"{ckpt.LAST}.damaged", f"{ckpt.PREV}.damaged"):
                 (self.out_dir / name).unlink(missing_ok=True)
-            if (self.out_dir / INDICES_DIR).is_dir():
-                for stale in (self.out_dir / INDICES_DIR).glob("*.json"):
-                    stale.unlink()
         for stale in self.out_dir.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
         save_config(self.plan.config, self.out_dir / CONFIG, recipe=self.plan.recipe)
@@ -84,15 +79,6 @@ class RunFolder:
         model.eval()
         save_weights(model, self.out_dir / FINAL, meta=meta)
 
-    def write_indices(self, epoch: int, rank: int, model: nn.Module, indices: list[int]) -> None:
-        """Debug record (``log_indices``): the samples this rank trained on in ``epoch`` and a
-        digest of its parameters after the epoch, so tests can check DDP's bookkeeping."""
-        path = self.out_dir / INDICES_DIR / f"epoch{epoch + 1}_rank{rank}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Parameters only: DDP keeps each rank's BatchNorm statistics (rank 0's are saved).
-        record = {"indices": indices, "params_sha256": tensors_digest(dict(model.named_parameters()))}
-        atomic_write_text(path, json.dumps(record))
-
     def summary(self, finished: bool, start_epoch: int) -> dict[str, Any]:
         """Where everything is and how far the run got (what ``train`` returns and prints)."""
         last = self.history[-1] if self.history else {}
@@ -111,12 +97,3 @@ class RunFolder:
             "metrics_log": str(out / METRICS),
             "config": str(out / CONFIG),
         }
-
-
-def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over named tensors, in name order: equal digests mean bit-identical tensors."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()

@@ -26,7 +26,6 @@ METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 FINAL = "model_final.pth"
 TEST = "test.json"  # the test split's metrics of a run validated on held-out ids
-INDICES_DIR = "indices"
 # Files that mark a folder as holding a run; --overwrite removes exactly these.
 RUN_FILES = (ckpt.LAST, ckpt.PREV, ckpt.BEST, METRICS, CONFIG, FINAL, TEST)
 

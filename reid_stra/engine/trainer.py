@@ -228,7 +228,7 @@ class TrainingRun:
             self.scheduler.step()
             self._end_epoch(epoch, record)  # an interrupt here: the checkpoint write is atomic
             for hook in self.hooks:
-                hook.after_epoch(epoch, record)
+                hook.after_epoch(epoch, record, self.model)
             epochs_run += 1
         finished = self.start_epoch + epochs_run >= config.epochs
         test = self._test() if finished and self.test_split and all(self.test_split) else None
@@ -287,7 +287,6 @@ class TrainingRun:
         sums: dict[str, torch.Tensor] = {}
         images_seen = 0
         data_wait = 0.0
-        seen_indices: list[int] = []
         frozen = epoch < config.fixbase_epochs
         started = time.perf_counter()
         with self._progress(epoch, frozen) as advance:
@@ -296,13 +295,11 @@ class TrainingRun:
                 data_wait += time.perf_counter() - batch_start
                 loss, parts = self.train_step(step, images, pids)
                 for hook in self.hooks:
-                    hook.after_step(epoch, batch)
+                    hook.after_step(epoch, batch, indices)
                 n = images.shape[0]
                 images_seen += n
                 for key, value in (("loss", loss.detach()), *parts.items()):
                     sums[key] = sums[key] + value * n if key in sums else value * n
-                if config.log_indices:
-                    seen_indices.extend(indices.tolist())
                 if batch % 10 == 0:
                     info = f"loss {loss.item():.3f}" + (
                         f" acc {parts['acc'].item():.2f}" if "acc" in parts else ""
@@ -311,8 +308,6 @@ class TrainingRun:
                 advance(n * self.ctx.world_size)
                 batch_start = time.perf_counter()
         elapsed = time.perf_counter() - started
-        if config.log_indices:
-            self.folder.write_indices(epoch, self.ctx.rank, self.model, seen_indices)
         host = {key: value.item() for key, value in sums.items()}
         totals = all_reduce_sums(self.ctx, {**host, "_images": float(images_seen), "_wait": data_wait})
         count = max(1.0, totals.pop("_images"))

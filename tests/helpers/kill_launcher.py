@@ -64,7 +64,7 @@ def install(point: KillPoint) -> None:
         from reid_stra.engine.hooks import TrainerHook
 
         class KillHook(TrainerHook):
-            def after_step(self, epoch: int, step: int) -> None:
+            def after_step(self, epoch: int, step: int, indices: Any) -> None:
                 point.passed("train.batch")
 
         original_train = trainer.train
